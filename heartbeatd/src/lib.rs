@@ -1,0 +1,1 @@
+//! `heartbeatd`: a heartbeat 3.0.6 compatible node.

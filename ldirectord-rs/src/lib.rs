@@ -1,0 +1,1 @@
+//! `ldirectord`: the ldirectord daemon.

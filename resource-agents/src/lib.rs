@@ -1,0 +1,1 @@
+//! `resource-agents`: the agents of the reference haresources chain.
