@@ -1,1 +1,2 @@
-//! `heartbeatd`: a heartbeat 3.0.6 compatible node.
+//! `heartbeatd`: a heartbeat 3.0.6 compatible cluster node.
+pub mod auth;
