@@ -1,2 +1,3 @@
 //! `heartbeatd`: a heartbeat 3.0.6 compatible cluster node.
 pub mod auth;
+pub mod wire;
