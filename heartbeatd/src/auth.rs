@@ -82,7 +82,11 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Constant-time comparison of two digests (hex text).
 fn same_digest(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The keys of `authkeys`: every index with its method, and the index used
@@ -223,10 +227,7 @@ mod tests {
                 method: "sha1"
             })
         );
-        assert_eq!(
-            ring.verify(b"7 abc", data),
-            Err(AuthError::UnknownIndex(7))
-        );
+        assert_eq!(ring.verify(b"7 abc", data), Err(AuthError::UnknownIndex(7)));
         assert!(matches!(
             ring.verify(b"16 abc", data),
             Err(AuthError::Malformed(_))
