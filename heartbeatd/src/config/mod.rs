@@ -21,8 +21,8 @@ mod hacf;
 mod haresources;
 mod time;
 
-pub use authkeys::parse_authkeys;
-pub use hacf::parse_ha_cf;
+pub use authkeys::{check_permissions, parse_authkeys};
+pub use hacf::{parse_ha_cf, parse_ha_cf_with, services_udp_port, ParseEnv, DEFAULT_UDPPORT};
 pub use haresources::parse_haresources;
 pub use time::parse_time;
 
@@ -40,12 +40,23 @@ pub struct ConfigError {
 }
 
 /// Something accepted that has no effect in heartbeatd, or a warning about
-/// a value (e.g. `initdead` under 10 s), with the line it comes from.
+/// a value (e.g. `initdead` under 10 s), with the line it comes from
+/// (`None` when it is about the file as a whole, e.g. a default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Notice {
     pub file: PathBuf,
-    pub line: usize,
+    pub line: Option<usize>,
     pub msg: String,
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        write!(f, ": {}", self.msg)
+    }
 }
 
 /// The whole configuration of a node.
@@ -65,10 +76,13 @@ pub struct HaCf {
     /// Cluster members, lower-cased, in file order, no duplicates.
     pub nodes: Vec<String>,
     pub media: Vec<Medium>,
-    /// Ping nodes (`ping`, `ping6`, `ping_group`).
+    /// Ping nodes (`ping`, `ping6`, `ping_group`). Note: 3.0.6 counts them
+    /// as nodes, e.g. in the `ttl` field (hopfudge + nodes + ping nodes).
     pub ping: Vec<PingNode>,
-    /// The last `udpport` value (default 694). Media lines carry the port
-    /// that was in effect where they stand (3.0.6's order sensitivity).
+    /// The last `udpport` value (default: `ha-cluster` in /etc/services,
+    /// else 694). Media lines carry the port they use: like 3.0.6, each
+    /// medium type (`bcast`, `ucast`, `ucast6`) takes the `udpport` in
+    /// effect at its first line, for all its lines.
     pub udpport: u16,
     #[serde(serialize_with = "ser_dur")]
     pub keepalive: Duration,
@@ -91,7 +105,9 @@ pub struct HaCf {
     pub logfile: Option<PathBuf>,
     pub debugfile: Option<PathBuf>,
     /// syslog facility name (`local0`, `daemon`, ...); `None` for `none` or
-    /// when not given.
+    /// when not given. Where 3.0.6 would log through logd (no logfile,
+    /// debugfile or logfacility, or `use_logd on` without a facility) this
+    /// is `daemon`: heartbeatd has no logd and logs to syslog instead.
     pub logfacility: Option<String>,
     pub syslogmsgfmt: bool,
     pub log_badpack: bool,
@@ -128,14 +144,35 @@ pub enum MediumKind {
     /// `bcast IF` (one per interface).
     Bcast { iface: String, port: u16 },
     /// `ucast IF PEER`.
-    Ucast { iface: String, peer: Ipv4Addr, port: u16 },
+    Ucast {
+        iface: String,
+        peer: Ipv4Addr,
+        port: u16,
+    },
     /// `ucast6 IF PEER6`.
-    Ucast6 { iface: String, peer: Ipv6Addr, port: u16 },
+    Ucast6 {
+        iface: String,
+        peer: Ipv6Addr,
+        port: u16,
+    },
     /// `mcast IF GROUP PORT TTL LOOP` (udpport does not apply).
-    Mcast { iface: String, group: Ipv4Addr, port: u16, ttl: u8, loopback: bool },
+    Mcast {
+        iface: String,
+        group: Ipv4Addr,
+        port: u16,
+        ttl: u8,
+        loopback: bool,
+    },
     /// `mcast6 IF GROUP PORT HOPS LOOP`.
-    Mcast6 { iface: String, group: Ipv6Addr, port: u16, hops: u8, loopback: bool },
-    /// `serial DEV` (one per device), with the `baud` in effect on its line.
+    Mcast6 {
+        iface: String,
+        group: Ipv6Addr,
+        port: u16,
+        hops: u8,
+        loopback: bool,
+    },
+    /// `serial DEV` (one per device), with the `baud` fixed at the first
+    /// `serial` line (3.0.6 reads it once, when the serial plugin loads).
     Serial { device: PathBuf, baud: u32 },
 }
 
@@ -291,17 +328,20 @@ pub struct ResourceGroup {
 }
 
 impl ResourceGroup {
-    /// The group key: the first resource as written (canonical form), which
-    /// 3.0.6 uses to name the group (`ResourceManager takegroup KEY`,
+    /// The group key: the first resource exactly as written (a bare
+    /// `10.0.0.1` stays `10.0.0.1`), which 3.0.6 uses to name the group
+    /// (`ResourceManager listkeys` prints it; `takegroup KEY`,
     /// `ip-request-resp ipaddr=KEY`).
     pub fn key(&self) -> &str {
-        &self.resources[0].spec
+        &self.resources[0].raw
     }
 }
 
 /// One resource: `script::arg1::arg2`, a bare IP being `IPaddr::IP...`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Resource {
+    /// The word as written in haresources (`10.0.0.1/24/eth0`).
+    pub raw: String,
     /// Canonical text (`IPaddr::10.0.0.1/24/eth0` for a bare `10.0.0.1/24/eth0`).
     pub spec: String,
     pub script: String,
@@ -311,7 +351,10 @@ pub struct Resource {
 /// Reads and parses `DIR/ha.cf`, `DIR/haresources` and `DIR/authkeys`,
 /// checks `authkeys`' permissions (group/other readable → refused, as 3.0.6)
 /// and cross-checks the files (haresources nodes must be cluster nodes,
-/// group keys unique). `haresources` may be missing (no resources).
+/// group keys unique) and the machine (`respawn` users exist, programs are
+/// executable, as 3.0.6 checks). `haresources` may be missing (no
+/// resources). Whether the local node is listed is checked separately:
+/// [`local_node_name`] and [`Config::check_local_node`].
 pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
     let read = |name: &str| -> Result<String, ConfigError> {
         let p = dir.join(name);
@@ -376,6 +419,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
             });
         }
     }
+    errors.extend(check_machine(&ha_path, &ha));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -387,7 +431,85 @@ pub fn load(dir: &Path) -> Result<Config, Vec<ConfigError>> {
     })
 }
 
+/// The checks of ha.cf that depend on this machine, as 3.0.6 does them at
+/// start: every `respawn` user exists and every program is executable.
+pub fn check_machine(ha_path: &Path, ha: &HaCf) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for c in &ha.respawn {
+        let err = |msg: String| ConfigError {
+            file: ha_path.to_path_buf(),
+            line: Some(c.line),
+            msg,
+        };
+        match nix::unistd::User::from_name(&c.user) {
+            Ok(Some(_)) => {}
+            _ => errors.push(err(format!("respawn: no such user {:?}", c.user))),
+        }
+        if nix::unistd::access(&c.path, nix::unistd::AccessFlags::X_OK).is_err()
+            || !c.path.is_file()
+        {
+            errors.push(err(format!(
+                "respawn: {} is not an executable file",
+                c.path.display()
+            )));
+        }
+    }
+    errors
+}
+
+/// The name this node has in the cluster, as 3.0.6 determines it: the first
+/// line of `DIR/nodeinfo` if that file exists and the line is not empty,
+/// else `uname -n`; lower-cased.
+///
+/// Differences from 3.0.6, deliberate: 3.0.6 ignores a `nodeinfo` whose
+/// first line has no line break and keeps blanks around the name; here the
+/// line is used either way and trimmed.
+pub fn local_node_name(dir: &Path) -> Result<String, ConfigError> {
+    let path = dir.join("nodeinfo");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let first = text.lines().next().unwrap_or("").trim();
+            if !first.is_empty() {
+                return Ok(first.to_ascii_lowercase());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(ConfigError {
+                file: path,
+                line: None,
+                msg: format!("cannot read: {e}"),
+            })
+        }
+    }
+    let u = nix::sys::utsname::uname().map_err(|e| ConfigError {
+        file: path.clone(),
+        line: None,
+        msg: format!("uname(2) failed: {e}"),
+    })?;
+    Ok(u.nodename().to_string_lossy().to_ascii_lowercase())
+}
+
 impl Config {
+    /// Refuses to run as `node` unless ha.cf lists it (3.0.6: "Current
+    /// node [x] not in configuration!").
+    pub fn check_local_node(&self, node: &str) -> Result<(), ConfigError> {
+        if self.ha.nodes.iter().any(|n| n == node) {
+            return Ok(());
+        }
+        Err(ConfigError {
+            file: self.dir.join("ha.cf"),
+            line: None,
+            msg: format!(
+                "Current node [{node}] not in configuration! The node lines list: {}. \
+                 The local name is the first line of {} if it exists, else `uname -n`; \
+                 add \"node {node}\" or fix the name",
+                self.ha.nodes.join(" "),
+                self.dir.join("nodeinfo").display()
+            ),
+        })
+    }
+
     /// The `--check` rendering: the parsed configuration as YAML (secrets
     /// are never printed).
     pub fn to_yaml(&self) -> String {
