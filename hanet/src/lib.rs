@@ -15,3 +15,6 @@ pub mod route;
 pub mod rtnl;
 pub mod sysctl;
 pub use rtnl::{NetError, Rtnl};
+
+// IPVS over generic netlink, table model and ipvsadm formats ("ipvs").
+pub mod ipvs;
