@@ -12,7 +12,8 @@
 //!   6 not configured. Parameters come from the environment
 //!   (`OCF_RESKEY_*`) and, for some agents, their own configuration file.
 //! * **OCF**: `AGENT ACTION` with `OCF_RESOURCE_INSTANCE`,
-//!   `OCF_RA_VERSION_MAJOR`, `__OCF_ACTION` or any `OCF_RESKEY_*` set.
+//!   `OCF_RA_VERSION_MAJOR` or `__OCF_ACTION` set, or an OCF-only action
+//!   (`monitor`, `validate-all`, ...).
 //!   Parameters from `OCF_RESKEY_*`, OCF exit codes, failure reasons as
 //!   `ocf-exit-reason:` lines, probes (`monitor` with interval 0).
 //!
@@ -242,12 +243,31 @@ fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some()
 }
 
-/// Works out the mode from the arguments (verb last) and the environment.
-pub fn detect_mode(args: &[String], env_has: impl Fn(&str) -> bool, reskey: bool) -> Mode {
+/// Works out the mode from the arguments (verb last) and the environment:
+/// arguments before the verb mean heartbeat v1; the variables every OCF
+/// caller sets (ocf-tester, crm_resource, pacemaker) or an OCF-only action
+/// mean OCF; heartbeat's `HA_CURHOST` means v1; anything else is LSB
+/// (which also takes `OCF_RESKEY_*` parameters from the environment).
+pub fn detect_mode(args: &[String], env_has: impl Fn(&str) -> bool) -> Mode {
     if args.len() > 1 {
         return Mode::V1;
     }
-    if reskey
+    let ocf_only = args
+        .first()
+        .and_then(|a| Action::parse(a))
+        .is_some_and(|a| {
+            matches!(
+                a,
+                Action::Monitor
+                    | Action::ValidateAll
+                    | Action::MigrateTo
+                    | Action::MigrateFrom
+                    | Action::Notify
+                    | Action::Promote
+                    | Action::Demote
+            )
+        });
+    if ocf_only
         || env_has("OCF_RESOURCE_INSTANCE")
         || env_has("OCF_RA_VERSION_MAJOR")
         || env_has("__OCF_ACTION")
@@ -286,11 +306,7 @@ fn is_root() -> bool {
 /// Runs the agent for this process's arguments and environment.
 pub fn main<A: Agent>(agent: A) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let reskey = std::env::vars_os().any(|(k, _)| {
-        k.to_str()
-            .is_some_and(|k| k.starts_with("OCF_RESKEY_") && !k.starts_with("OCF_RESKEY_CRM_meta"))
-    });
-    let mode = detect_mode(&args, env_set, reskey);
+    let mode = detect_mode(&args, env_set);
     let md = agent.meta();
     let Some(verb) = args.last() else {
         usage(&agent, false);
@@ -470,19 +486,19 @@ mod tests {
     #[test]
     fn mode_detection() {
         let none = |_: &str| false;
-        assert_eq!(
-            detect_mode(&s(&["10.0.0.1/24/eth0", "start"]), none, false),
-            Mode::V1
-        );
-        assert_eq!(detect_mode(&s(&["start"]), none, false), Mode::Lsb);
-        assert_eq!(detect_mode(&s(&["monitor"]), none, true), Mode::Ocf);
+        let v1 = s(&["10.0.0.1/24/eth0", "start"]);
+        assert_eq!(detect_mode(&v1, none), Mode::V1);
+        assert_eq!(detect_mode(&s(&["start"]), none), Mode::Lsb);
+        assert_eq!(detect_mode(&s(&["status"]), none), Mode::Lsb);
+        assert_eq!(detect_mode(&s(&["monitor"]), none), Mode::Ocf);
+        assert_eq!(detect_mode(&s(&["validate-all"]), none), Mode::Ocf);
         let ocf = |k: &str| k == "OCF_RESOURCE_INSTANCE";
-        assert_eq!(detect_mode(&s(&["start"]), ocf, false), Mode::Ocf);
+        assert_eq!(detect_mode(&s(&["start"]), ocf), Mode::Ocf);
         let crm = |k: &str| k == "OCF_RA_VERSION_MAJOR";
-        assert_eq!(detect_mode(&s(&["stop"]), crm, false), Mode::Ocf);
+        assert_eq!(detect_mode(&s(&["stop"]), crm), Mode::Ocf);
         let hb = |k: &str| k == "HA_CURHOST" || k == "OCF_ROOT";
-        assert_eq!(detect_mode(&s(&["status"]), hb, false), Mode::V1);
+        assert_eq!(detect_mode(&s(&["status"]), hb), Mode::V1);
         // arguments before the verb always mean heartbeat v1
-        assert_eq!(detect_mode(&s(&["a", "status"]), ocf, true), Mode::V1);
+        assert_eq!(detect_mode(&s(&["a", "status"]), ocf), Mode::V1);
     }
 }

@@ -512,6 +512,7 @@ impl Agent for IpAddrAgent {
 
     fn v1_args(&self, args: &[String], params: &mut Params) -> Result<(), AgentError> {
         match args {
+            [] => Ok(()),
             [one] => {
                 for (k, v) in split_v1(one)? {
                     params.set(k, &v);

@@ -6,8 +6,8 @@
 //! it.
 //!
 //! Status mapping (as ocf:heartbeat:ldirectord): CLI exit 0 → running;
-//! 3, or 1 with "stale pid file" → stopped; 2 → configuration errors;
-//! anything else → generic error. A missing binary or configuration file
+//! 3, or 1 with "stale pid file" → stopped; 2 → "has configuration
+//! errors", a generic error (1); anything else → generic error. A missing binary or configuration file
 //! is `ERR_INSTALLED` (5).
 
 use std::io::{Read, Seek};
@@ -159,7 +159,7 @@ impl LdirectordAgent {
             0 => Ok(State::running(first_line(&text))),
             3 => Ok(State::stopped(first_line(&text))),
             1 if text.contains("stale pid file") => Ok(State::stopped(first_line(&text))),
-            2 => Err(AgentError::configured(format!(
+            2 => Err(AgentError::generic(format!(
                 "{} has configuration errors: {}",
                 cfg.configfile.display(),
                 first_line(&text)
@@ -176,7 +176,7 @@ impl LdirectordAgent {
             match self.status(cfg) {
                 Ok(st) if st.running == running => return Ok(true),
                 Ok(_) => {}
-                Err(e) if e.rc == Rc::ErrConfigured => return Err(e),
+                Err(e) if e.reason.contains("configuration errors") => return Err(e),
                 Err(_) => {}
             }
             if Instant::now() >= deadline {
