@@ -258,3 +258,46 @@ pub fn mac_of(ns: &Netns, ifname: &str) -> [u8; 6] {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Writes a stand-in for the ldirectord daemon's CLI into `dir`:
+/// `ldirectord CONFIG start|stop|status|reload` with the real one's exit
+/// codes (status: 0 running, 1 stale pid file, 3 stopped; 2 configuration
+/// errors). The "daemon" is a `sleep` in its own session; its pid goes to
+/// `$LDSTANDIN_PIDFILE`. A config containing `BROKEN` makes every verb
+/// exit 2; a file `CONFIG.stubborn` makes `stop` do nothing; `reload`
+/// appends a line to `CONFIG.reloads`.
+pub fn ldirectord_standin(dir: &Path) -> PathBuf {
+    let p = dir.join("ldirectord-standin");
+    std::fs::write(
+        &p,
+        r#"#!/bin/sh
+cf=$1; verb=$2
+pidfile=${LDSTANDIN_PIDFILE:?}
+if [ -z "$verb" ]; then echo "usage: ldirectord [configfile] start|stop|status|reload" >&2; exit 1; fi
+if grep -q BROKEN "$cf"; then echo "Error [$$] reading file $cf at line 1: BROKEN" >&2; exit 2; fi
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case $verb in
+start)
+    if running; then echo "ldirectord for $cf is already running"; exit 0; fi
+    setsid sleep 300 </dev/null >/dev/null 2>&1 &
+    echo $! > "$pidfile"
+    echo "Starting ldirectord... success"; exit 0 ;;
+stop)
+    [ -f "$cf.stubborn" ] && exit 0
+    if running; then kill "$(cat "$pidfile")"; fi
+    rm -f "$pidfile"; exit 0 ;;
+status)
+    if running; then echo "ldirectord for $cf is running with pid: $(cat "$pidfile")"; exit 0; fi
+    if [ -f "$pidfile" ]; then echo "ldirectord stale pid file $pidfile for $cf" >&2; exit 1; fi
+    echo "ldirectord is stopped for $cf" >&2; exit 3 ;;
+reload)
+    running || exit 7
+    echo reloaded >> "$cf.reloads"; exit 0 ;;
+*) echo "usage: ldirectord [configfile] start|stop|status|reload" >&2; exit 1 ;;
+esac
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
