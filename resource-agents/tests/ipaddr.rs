@@ -148,7 +148,8 @@ fn bad_parameters_change_nothing() {
     let (a, _b) = pair();
     let ag = Agents::new();
     let before = addrs(&a);
-    let cases: &[(&[(&str, &str)], i32, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: &[Case] = &[
         (&[], 6, "the ip parameter is mandatory"),
         (
             &[("ip", "10.99.0.300")],
