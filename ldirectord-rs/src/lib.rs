@@ -9,5 +9,7 @@
 //!
 //! Layout (pure logic first, the IO around it thin):
 //! * [`config`]: the configuration model, parser and printer (pure).
+//! * [`proto`]: the negotiate checks as byte-level dialogs (pure).
 
 pub mod config;
+pub mod proto;

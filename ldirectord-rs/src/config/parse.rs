@@ -1563,6 +1563,22 @@ impl Parser<'_> {
             reals: v.reals.clone(),
         };
         self.check_destinations(&vd)?;
+        if negotiates && vd.service == Service::Dns {
+            // the Perl daemon treats every answer as down without a receive
+            // pattern, and queries the root without a request
+            for r in &vd.reals {
+                if vd.receive_for(r).is_empty() {
+                    return self.err(
+                        vd.line,
+                        "service dns needs receive= (the address or name the answer must \
+                         contain); without it every real server would be down",
+                    );
+                }
+                if vd.request_for(r) == "/" {
+                    return self.err(vd.line, "service dns needs request= (the name to query)");
+                }
+            }
+        }
         let connects = match vd.checktype {
             CheckType::Connect => vd.protocol != Protocol::Udp,
             CheckType::Combined(_) => true,

@@ -423,7 +423,7 @@ fn unbuilt_services_are_refused_naming_the_service() {
 fn defaults_by_port_and_protocol() {
     let c = ok(concat!(
         "virtual=10.0.0.1:53\n\treal=10.0.0.2:53 gate\n\treceive=\"1.2.3.4\"\n\trequest=\"x.y\"\n",
-        "virtual=10.0.0.1:domain\n\tprotocol=tcp\n\trequest=\"x.y\"\n",
+        "virtual=10.0.0.1:domain\n\tprotocol=tcp\n\trequest=\"x.y\"\n\treceive=\"1\"\n",
         "virtual=10.0.0.1:21\n\treal=10.0.0.2:21 masq\n",
         "virtual=10.0.0.1:5060\n\tlogin=\"me@x\"\n",
         "virtual=10.0.0.1:8080\n\treal=10.0.0.2:8080 gate\n",
@@ -455,6 +455,10 @@ fn defaults_by_port_and_protocol() {
         c.virtuals[0].check_port(&c.virtuals[0].reals[0]),
         Some(8888)
     );
+    // dns without receive would always be down
+    let (l, m) = err("virtual=10.0.0.1:53\n\treal=10.0.0.2:53 gate\n\trequest=\"x.y\"\n");
+    assert_eq!(l, 1);
+    assert!(m.starts_with("service dns needs receive="), "{m}");
     // a fwmark real without port and a service without default port
     let (l, m) = err("virtual=7\n\tservice=simpletcp\n\treal=10.0.0.2 gate\n");
     assert_eq!(l, 3);
