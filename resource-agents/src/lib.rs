@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod ipaddr;
+pub mod ipvsadm;
 pub mod ldirectord;
 pub mod log;
 pub mod lvs;

@@ -199,3 +199,25 @@ fn crm_resource_drives_ipaddr() {
         "{r:?}"
     );
 }
+
+#[test]
+fn ipvsadm_passes_ocf_tester_on_the_file_backend() {
+    let ns = lab::Netns::new("raoi");
+    let ag = Agents::new();
+    let rules = ag.dir.path().join("ipvsadm.rules");
+    std::fs::write(&rules, common::SEED_RULES).unwrap();
+    let table = ag.dir.path().join("ipvs.json");
+    let backend = format!("file:{}", table.display());
+    let o = format!("rules={}", rules.display());
+    ocf_tester(
+        &ns,
+        &ag,
+        "ipvs",
+        &ag.path("ipvsadm"),
+        &[&o],
+        &[("HANET_IPVS_BACKEND", &backend)],
+    );
+    use hanet::ipvs::IpvsBackend as _;
+    let left = hanet::ipvs::FileBackend::new(&table).table().unwrap();
+    assert!(left.is_empty(), "ocf-tester left services behind: {left:?}");
+}

@@ -16,7 +16,17 @@ pub const AGENTS: &[(&str, &str)] = &[
     ("IPaddr", env!("CARGO_BIN_EXE_IPaddr")),
     ("lvs", env!("CARGO_BIN_EXE_lvs")),
     ("ldirectord", env!("CARGO_BIN_EXE_ldirectord-ocf")),
+    ("ipvsadm", env!("CARGO_BIN_EXE_ipvsadm")),
 ];
+
+/// The seed's /etc/sysconfig/ipvsadm (LVS-TUN, round robin).
+pub const SEED_RULES: &str = "-A -t 192.168.136.10:80 -s rr
+-a -t 192.168.136.10:80 -r 192.168.136.11:80 -i
+-a -t 192.168.136.10:80 -r 192.168.136.12:80 -i
+-a -t 192.168.136.10:80 -r 192.168.136.101:80 -i
+-a -t 192.168.136.10:80 -r 192.168.136.102:80 -i
+-a -t 192.168.136.10:80 -r 192.168.136.103:80 -i
+";
 
 /// A world-readable copy of the agents plus a private state directory.
 pub struct Agents {
