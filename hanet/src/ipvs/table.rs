@@ -268,10 +268,10 @@ impl Table {
     pub fn apply_one(&mut self, op: &Op) -> Result<(), i32> {
         match op {
             Op::AddService(s) => {
-                check_service(s)?;
                 if self.entries.contains_key(&s.key) {
                     return Err(libc::EEXIST);
                 }
+                check_service(s)?;
                 let mut s = s.clone();
                 s.stats = Stats::default();
                 self.insert_service(s);
@@ -336,12 +336,13 @@ fn check_service(s: &Service) -> Result<(), i32> {
 }
 
 /// The kernel's checks on a destination (ip_vs_add_dest / ip_vs_edit_dest).
+/// (The family check comes first, as in ip_vs_genl_set_cmd.)
 fn check_dest(d: &Dest, family: Family) -> Result<(), i32> {
-    if d.weight > i32::MAX as u32 || d.lower_threshold > d.upper_threshold {
-        return Err(libc::ERANGE);
-    }
     if Family::of(&d.addr) != family && d.forward != super::model::Forward::Tunnel {
         return Err(libc::EINVAL);
+    }
+    if d.weight > i32::MAX as u32 || d.lower_threshold > d.upper_threshold {
+        return Err(libc::ERANGE);
     }
     Ok(())
 }
