@@ -12,4 +12,7 @@
 //! * [`proto`]: the negotiate checks as byte-level dialogs (pure).
 
 pub mod config;
+pub mod engine;
+pub mod lvs;
+pub mod plan;
 pub mod proto;

@@ -21,7 +21,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-pub use parse::parse;
+pub use parse::{kernel_dest_port, parse};
 pub use resolve::{Resolve, SystemResolver};
 
 /// A configuration error: the file, the line (0 when not tied to a line) and

@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use super::*;
 
 /// Schedulers the Linux IPVS code knows (ipvsadm -s).
-pub const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-];
+pub const SCHEDULERS: &[&str] = hanet::ipvs::KNOWN_SCHEDULERS;
 
 /// Scheduler flags ipvsadm -b accepts.
 pub const SCHED_FLAGS: &[&str] = &[
@@ -1512,6 +1510,14 @@ impl Parser<'_> {
                     line: l,
                     msg: "ops is ignored: one-packet scheduling is for protocol=udp only".into(),
                 });
+            }
+        }
+        if let Some(f) = &v.schedflags {
+            if let Err(e) = hanet::ipvs::SchedFlags::parse(&v.scheduler, f) {
+                return self.err(
+                    v.line,
+                    format!("invalid sched-flags {f} for scheduler {}: {e}", v.scheduler),
+                );
             }
         }
         let vd = Virtual {
