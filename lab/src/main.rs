@@ -5,10 +5,16 @@
 
 use std::process::ExitCode;
 
+mod bench_agents;
+
 type Bench = fn(&[String]) -> anyhow::Result<()>;
 
 /// The benchmarks, by name. Each entry lives in its own module.
-const BENCHES: &[(&str, &str, Bench)] = &[];
+const BENCHES: &[(&str, &str, Bench)] = &[(
+    "agents",
+    "IPaddr monitor/meta-data/start+stop: ours vs resource-agents' IPaddr2",
+    bench_agents::run,
+)];
 
 fn usage() -> ExitCode {
     eprintln!("usage: lab demo | lab bench NAME [ARGS]");
