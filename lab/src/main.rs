@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 mod bench_agents;
+mod bench_ipvs;
 
 type Bench = fn(&[String]) -> anyhow::Result<()>;
 
@@ -14,6 +15,10 @@ const BENCHES: &[(&str, &str, Bench)] = &[(
     "agents",
     "IPaddr monitor/meta-data/start+stop: ours vs resource-agents' IPaddr2",
     bench_agents::run,
+), (
+    "ipvs",
+    "10 000 IPVS destination edits in the real-IPVS guest: hanet vs one ipvsadm process per edit",
+    bench_ipvs::run,
 )];
 
 fn usage() -> ExitCode {
