@@ -1,7 +1,9 @@
 //! Two REAL heartbeat 3.0.6 nodes, `alpha` and `beta`, on a veth pair in two
 //! network namespaces: they see each other active, alpha runs its group,
 //! a crash of alpha moves the group to beta, a restart keeps the state
-//! directory (the generation goes up by one), and nothing is left behind.
+//! directory (the generation goes up by one), failback and graceful
+//! handover work, the daemonizing restart after a healed partition is
+//! followed, and nothing is left behind.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -60,11 +62,9 @@ fn count(log: &Path, node: &str, verb: &str) -> usize {
         .count()
 }
 
-#[test]
-fn two_real_nodes_see_each_other_and_run_the_group() {
-    lab::require_root("the real heartbeat 3.0.6 peer test");
-    lab::ensure_packages(&["heartbeat"]);
-    let tmp = Scratch::new();
+/// The config directory both nodes use (alpha prefers group `grp1`) and
+/// the resource log.
+fn config(tmp: &Scratch) -> (PathBuf, PathBuf) {
     let rsc_log = tmp.path().join("rsc.log");
     let conf = tmp.path().join("conf");
     fs::create_dir_all(conf.join("resource.d")).unwrap();
@@ -74,6 +74,27 @@ fn two_real_nodes_see_each_other_and_run_the_group() {
     let script = conf.join("resource.d/hbtest");
     fs::write(&script, resource_script(&rsc_log)).unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    (conf, rsc_log)
+}
+
+fn both_active(a: &HbPeer, b: &HbPeer) -> bool {
+    a.cl_status(&["nodestatus", b.node()]) == "active"
+        && b.cl_status(&["nodestatus", a.node()]) == "active"
+}
+
+fn netns_exists(name: &str) -> bool {
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&list.stdout)
+        .split_whitespace()
+        .any(|w| w == name)
+}
+
+#[test]
+fn two_real_nodes_see_each_other_and_run_the_group() {
+    lab::require_root("the real heartbeat 3.0.6 peer test");
+    lab::ensure_packages(&["heartbeat"]);
+    let tmp = Scratch::new();
+    let (conf, rsc_log) = config(&tmp);
 
     let (ns_names, all_pids) = {
         let na = Netns::new("hba");
@@ -82,10 +103,6 @@ fn two_real_nodes_see_each_other_and_run_the_group() {
         let mut alpha = HbPeer::start(&na, "alpha", &conf, &tmp.path().join("alpha"), true);
         let mut beta = HbPeer::start(&nb, "beta", &conf, &tmp.path().join("beta"), true);
 
-        let both_active = |a: &HbPeer, b: &HbPeer| {
-            a.cl_status(&["nodestatus", "beta"]) == "active"
-                && b.cl_status(&["nodestatus", "alpha"]) == "active"
-        };
         assert!(
             wait_until(Duration::from_secs(20), || both_active(&alpha, &beta)
                 .then_some(()))
@@ -240,18 +257,77 @@ fn two_real_nodes_see_each_other_and_run_the_group() {
             "process {p} survived"
         );
     }
-    let list = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
     for n in [ns_names.0, ns_names.1] {
+        assert!(!netns_exists(&n), "netns {n} left behind");
+    }
+}
+
+/// A link cut while both run makes both hold the group; when it heals,
+/// 3.0.6 gives everything up and restarts itself by re-executing heartbeat
+/// without -f (it daemonizes, the first pid exits). HbPeer must follow the
+/// new master control process.
+#[test]
+fn partition_heal_restart_is_followed() {
+    lab::require_root("the real heartbeat 3.0.6 peer test");
+    lab::ensure_packages(&["heartbeat"]);
+    let tmp = Scratch::new();
+    let (conf, rsc_log) = config(&tmp);
+    let na = Netns::new("hbc");
+    let nb = Netns::new("hbd");
+    veth(&na, "hb0", "10.99.0.1/24", &nb, "hb0", "10.99.0.2/24");
+    let mut alpha = HbPeer::start(&na, "alpha", &conf, &tmp.path().join("alpha"), true);
+    let mut beta = HbPeer::start(&nb, "beta", &conf, &tmp.path().join("beta"), true);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            (both_active(&alpha, &beta) && count(&rsc_log, "alpha", "start") == 1).then_some(())
+        })
+        .is_some(),
+        "no cluster\n--- alpha:\n{}",
+        alpha.log()
+    );
+    let first_master = alpha.master_pid().unwrap();
+
+    // cut: both own the group
+    na.ip(&["link", "set", "hb0", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || (count(
+            &rsc_log, "beta", "start"
+        ) == 1)
+            .then_some(()))
+        .is_some(),
+        "beta did not take the group during the partition\n{}",
+        beta.log()
+    );
+    // heal: both restart themselves (a new master pid)
+    na.ip(&["link", "set", "hb0", "up"]);
+    let new_master = wait_until(Duration::from_secs(30), || {
+        alpha.master_pid().filter(|m| *m != first_master)
+    });
+    assert!(
+        new_master.is_some(),
+        "alpha did not restart after the partition\n{}",
+        alpha.log()
+    );
+    assert!(alpha.log().contains("returning after partition"));
+    assert!(alpha.is_running());
+    assert!(
+        wait_until(Duration::from_secs(30), || both_active(&alpha, &beta)
+            .then_some(()))
+        .is_some(),
+        "no cluster after the restart\n--- alpha:\n{}\n--- beta:\n{}",
+        alpha.log(),
+        beta.log()
+    );
+    let pids: Vec<i32> = alpha.pids().into_iter().chain(beta.pids()).collect();
+    alpha.kill();
+    beta.kill();
+    let names = (na.name().to_owned(), nb.name().to_owned());
+    drop((na, nb));
+    for p in pids {
         assert!(
-            !list.split_whitespace().any(|w| w == n),
-            "netns {n} left behind: {list}"
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "process {p} survived"
         );
     }
+    assert!(!netns_exists(&names.0) && !netns_exists(&names.1));
 }
