@@ -1,7 +1,7 @@
 //! The ipvsadm agent against a real kernel IPVS table: Debian's kernel as
 //! user-mode Linux (`lab::ipvs_vm`), one boot. Inside, a shell script drives
-//! the agent binary and judges with the real `ipvsadm`/`ipvsadm-save`:
-//! the seed's rules file round-trips (start/monitor/stop), services and
+//! the agent binary and judges with the real `ipvsadm` (`-S -n`, what
+//! ipvsadm-save runs): the seed's rules file round-trips (start/monitor/stop), services and
 //! destinations that were there before are left alone, drift is seen at
 //! check level 10, and the heartbeat v1 call works.
 
