@@ -85,14 +85,23 @@ pub fn parse_kv(text: &str) -> Vec<(String, String)> {
 }
 
 /// The pid in a pid file, if the file exists, parses, and the process is
-/// alive.
+/// alive (exists and is not a zombie).
 pub fn live_pid(pidfile: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(pidfile).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
     if pid <= 1 {
         return None;
     }
-    kill(Pid::from_raw(pid), None).ok().map(|_| pid)
+    kill(Pid::from_raw(pid), None).ok()?;
+    // a zombie (exited, not yet reaped by its parent) is not alive
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z") | Some("X")) {
+        return None;
+    }
+    Some(pid)
 }
 
 /// Sends `sig` to `pid` (errors ignored: it may just have exited).
