@@ -19,6 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hanet::ipvs::codec::{self, attr, cmd};
 use hanet::ipvs::listing::list_service;
 use hanet::ipvs::rules::service_switch;
 use hanet::ipvs::{
@@ -289,6 +290,10 @@ fn guest() -> i32 {
         (
             "ipvsadm-restore interop (seed file and rich rules)",
             case_restore_interop,
+        ),
+        (
+            "our requests are ipvsadm's bytes (nlmon capture)",
+            case_wire_vs_ipvsadm,
         ),
     ];
     let mut failed = 0;
@@ -994,5 +999,322 @@ fn case_restore_interop(c: &mut Ctx) -> CaseResult {
             .all(|l| SEED.contains(l.trim_end_matches(" -w 1 --tun-type ipip"))),
         "seed rules not recognisable in our save output"
     );
+    Ok(())
+}
+
+/// A packet socket on an nlmon device: sees every netlink message in the guest.
+struct NlCapture {
+    fd: i32,
+}
+
+impl NlCapture {
+    fn open(ifname: &str) -> Result<Self, String> {
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket/bind calls on a descriptor we own; the
+        // sockaddr_ll is fully initialised.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32);
+            if fd < 0 {
+                return Err(format!(
+                    "packet socket: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            let name = std::ffi::CString::new(ifname).unwrap();
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+            let rc = libc::bind(
+                fd,
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            if rc != 0 {
+                let e = std::io::Error::last_os_error();
+                libc::close(fd);
+                return Err(format!("bind to {ifname}: {e}"));
+            }
+            Ok(NlCapture { fd })
+        }
+    }
+
+    /// Every netlink message captured so far.
+    fn drain(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: receiving into a buffer we own, of the given length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd,
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                return out;
+            }
+            out.push(buf[..n as usize].to_vec());
+        }
+    }
+}
+
+impl Drop for NlCapture {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor we opened.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// The message without its sequence number and port id (bytes 8..16).
+fn sans_seq(m: &[u8]) -> Vec<u8> {
+    let mut v = m.to_vec();
+    if v.len() >= 16 {
+        v[8..16].fill(0);
+    }
+    v
+}
+
+/// The bytes of top-level attribute `kind` (header included) of a genl message.
+fn top_attr(m: &[u8], kind: u16) -> Option<Vec<u8>> {
+    let mut off = 20;
+    while off + 4 <= m.len() {
+        let len = u16::from_ne_bytes([m[off], m[off + 1]]) as usize;
+        let k = u16::from_ne_bytes([m[off + 2], m[off + 3]]) & 0x3fff;
+        if len < 4 || off + len > m.len() {
+            return None;
+        }
+        if k == kind {
+            return Some(m[off..off + len].to_vec());
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
+
+/// What ipvsadm (libipvs over libnl) writes to the kernel, captured on an
+/// nlmon device, against what hanet sends for the same operation: whole
+/// messages for service adds/edits, flush and zero (libipvs sends the same
+/// attributes in the same order); for destination commands the destination
+/// attribute (libipvs repeats every service attribute where the kernel needs
+/// only the key, which we leave out).
+fn case_wire_vs_ipvsadm(c: &mut Ctx) -> CaseResult {
+    let sh = |args: &[&str]| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    ensure!(sh(&["modprobe", "nlmon"]), "modprobe nlmon");
+    ensure!(
+        sh(&["ip", "link", "add", "nlmon0", "type", "nlmon"]),
+        "ip link add nlmon0 type nlmon"
+    );
+    ensure!(
+        sh(&["ip", "link", "set", "nlmon0", "up"]),
+        "ip link set nlmon0 up"
+    );
+    let cap = NlCapture::open("nlmon0")?;
+    let family = c.k.family_id();
+    let k4 = ServiceKey::tcp(v4(10, 13, 0, 1), 80);
+    let mut persistent6 = Service::new(ServiceKey::fwmark6(6))
+        .with_scheduler("lc")
+        .unwrap()
+        .with_persistence(100);
+    persistent6.netmask = Netmask::V6(64);
+    let mut sip = Service::new(ServiceKey::udp(v6("2001:db8::d"), 5060))
+        .with_scheduler("sh")
+        .unwrap();
+    sip.persistent = Some(30);
+    sip.sched_flags = SchedFlags::SH_PORT;
+    sip.pe_name = Some("sip".into());
+    sip.one_packet = true;
+    let gue = Dest {
+        tunnel: Tunnel {
+            kind: TunnelType::Gue,
+            port: 6080,
+            flags: Tunnel::REMCSUM,
+        },
+        ..Dest::new(v4(10, 13, 1, 2), 80, Forward::Tunnel, 7).with_thresholds(100, 10)
+    };
+    let masq6 = Dest::new(v6("2001:db8::e"), 5061, Forward::Masq, 3);
+    let sipkey = sip.key;
+    // (operation, ipvsadm arguments, genl command, compare whole message?)
+    let cases: Vec<(Option<Op>, Vec<&str>, u8, bool)> = vec![
+        (
+            Some(Op::AddService(
+                Service::new(k4).with_scheduler("rr").unwrap(),
+            )),
+            vec!["-A", "-t", "10.13.0.1:80", "-s", "rr"],
+            cmd::NEW_SERVICE,
+            true,
+        ),
+        (
+            Some(Op::AddService(persistent6)),
+            vec!["-A", "-f", "6", "-6", "-s", "lc", "-p", "100", "-M", "64"],
+            cmd::NEW_SERVICE,
+            true,
+        ),
+        (
+            Some(Op::AddService(Service::new(sipkey))),
+            vec!["-A", "-u", "[2001:db8::d]:5060"],
+            cmd::NEW_SERVICE,
+            true,
+        ),
+        (
+            Some(Op::EditService(sip)),
+            vec![
+                "-E",
+                "-u",
+                "[2001:db8::d]:5060",
+                "-s",
+                "sh",
+                "-b",
+                "sh-port",
+                "-p",
+                "30",
+                "--pe",
+                "sip",
+                "-o",
+            ],
+            cmd::SET_SERVICE,
+            true,
+        ),
+        (
+            Some(Op::AddDest(k4, gue.clone())),
+            vec![
+                "-a",
+                "-t",
+                "10.13.0.1:80",
+                "-r",
+                "10.13.1.2",
+                "-i",
+                "-w",
+                "7",
+                "-x",
+                "100",
+                "-y",
+                "10",
+                "--tun-type",
+                "gue",
+                "--tun-port",
+                "6080",
+                "--tun-remcsum",
+            ],
+            cmd::NEW_DEST,
+            false,
+        ),
+        (
+            Some(Op::EditDest(
+                k4,
+                Dest {
+                    weight: 0,
+                    ..gue.clone()
+                },
+            )),
+            vec![
+                "-e",
+                "-t",
+                "10.13.0.1:80",
+                "-r",
+                "10.13.1.2",
+                "-i",
+                "-w",
+                "0",
+                "-x",
+                "100",
+                "-y",
+                "10",
+                "--tun-type",
+                "gue",
+                "--tun-port",
+                "6080",
+                "--tun-remcsum",
+            ],
+            cmd::SET_DEST,
+            false,
+        ),
+        (
+            Some(Op::AddDest(sipkey, masq6)),
+            vec![
+                "-a",
+                "-u",
+                "[2001:db8::d]:5060",
+                "-r",
+                "[2001:db8::e]:5061",
+                "-m",
+                "-w",
+                "3",
+            ],
+            cmd::NEW_DEST,
+            false,
+        ),
+        (None, vec!["-Z"], cmd::ZERO, true),
+        (None, vec!["-C"], cmd::FLUSH, true),
+    ];
+    let mut compared = 0;
+    for (op, args, command, whole) in cases {
+        cap.drain();
+        c.ipvsadm(&args)?;
+        let msgs = cap.drain();
+        let theirs = msgs
+            .iter()
+            .find(|m| {
+                m.len() >= 20
+                    && u16::from_ne_bytes([m[4], m[5]]) == family
+                    && u16::from_ne_bytes([m[6], m[7]]) & libc::NLM_F_REQUEST as u16 != 0
+                    && m[16] == command
+            })
+            .ok_or_else(|| {
+                format!(
+                    "ipvsadm {}: no request captured ({} messages)",
+                    args.join(" "),
+                    msgs.len()
+                )
+            })?;
+        let req = match (&op, command) {
+            (Some(op), _) => codec::op_request(op),
+            (None, cmd::ZERO) => codec::zero_request(None),
+            _ => codec::flush_request(),
+        };
+        let ours = codec::to_wire(&req, family, 1);
+        let what = format!("ipvsadm {}", args.join(" "));
+        if whole {
+            ensure!(
+                sans_seq(&ours) == sans_seq(theirs),
+                "{what}:\n  ours    {:02x?}\n  ipvsadm {:02x?}",
+                sans_seq(&ours),
+                sans_seq(theirs)
+            );
+        } else {
+            let (a, b) = (
+                top_attr(&ours, attr::CMD_DEST),
+                top_attr(theirs, attr::CMD_DEST),
+            );
+            ensure!(
+                a.is_some() && a == b,
+                "{what}: destination attribute\n  ours    {a:02x?}\n  ipvsadm {b:02x?}"
+            );
+        }
+        compared += 1;
+        if let Some(op) = op {
+            // and the kernel holds the same after we apply it ourselves
+            let before = c.table()?;
+            c.k.flush().map_err(|e| e.to_string())?;
+            let mut replay = hanet::ipvs::diff(&Table::new(), &before, &Scope::All);
+            replay.retain(|o| o != &op);
+            c.apply(&replay)?;
+            c.apply(std::slice::from_ref(&op))?;
+            ensure!(
+                c.table()?.same_config(&before),
+                "{what}: our request built a different table"
+            );
+        }
+    }
+    ensure!(compared == 9, "{compared} compared");
+    let _ = Command::new("ip").args(["link", "del", "nlmon0"]).status();
     Ok(())
 }

@@ -15,9 +15,10 @@
 //! nested `*_ATTR_STATS` (u32 and u64 members) and `*_ATTR_STATS64` (all u64).
 
 use netlink_packet_core::{
-    DecodeError, Emitable, Nla, NlaBuffer, NlasIterator, ParseableParametrized, NLA_F_NESTED,
+    DecodeError, Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla, NlaBuffer,
+    NlasIterator, ParseableParametrized, NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use netlink_packet_generic::{GenlFamily, GenlHeader};
+use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::error::IpvsError;
@@ -354,6 +355,34 @@ pub fn get_info_request() -> IpvsRequest {
     req(cmd::GET_INFO, vec![])
 }
 
+/// Serializes a generic netlink request for family `family` (0: the
+/// payload's static id) into `out`: `NLM_F_REQUEST` plus `NLM_F_DUMP` for a
+/// dump or `NLM_F_ACK` otherwise, sequence number `seq`, port id 0 (the
+/// kernel fills it in).
+pub fn genl_bytes<P>(payload: P, family: u16, seq: u32, dump: bool, out: &mut Vec<u8>)
+where
+    P: GenlFamily + Emitable + std::fmt::Debug,
+{
+    let mut g = GenlMessage::from_payload(payload);
+    if family != 0 {
+        g.set_resolved_family_id(family);
+    }
+    let mut m = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(g));
+    m.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
+    m.header.sequence_number = seq;
+    m.finalize();
+    out.clear();
+    out.resize(m.buffer_len(), 0);
+    m.serialize(out);
+}
+
+/// The bytes of an IPVS request as [`super::KernelIpvs`] sends it.
+pub fn to_wire(req: &IpvsRequest, family: u16, seq: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    genl_bytes(req.clone(), family, seq, req.dump, &mut v);
+    v
+}
+
 // ------------------------------------------------------------------ decoding
 
 fn derr(msg: impl Into<String>) -> IpvsError {
@@ -559,25 +588,13 @@ pub fn decode_info(reply: &IpvsReply) -> Result<Info, IpvsError> {
     })
 }
 
-#[cfg(test)]
+// The expected bytes below spell host-order values little-endian (x86-64).
+#[cfg(all(test, target_endian = "little"))]
 mod tests {
     use super::*;
-    use netlink_packet_core::{
-        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
-    };
-    use netlink_packet_generic::GenlMessage;
 
-    /// Serializes a request as the kernel client sends it.
     fn wire(r: &IpvsRequest, family: u16, seq: u32) -> Vec<u8> {
-        let mut g = GenlMessage::from_payload(r.clone());
-        g.set_resolved_family_id(family);
-        let mut m = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(g));
-        m.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-        m.header.sequence_number = seq;
-        m.finalize();
-        let mut buf = vec![0; m.buffer_len()];
-        m.serialize(&mut buf);
-        buf
+        to_wire(r, family, seq)
     }
 
     // little helpers to write the expected bytes by hand from the ABI

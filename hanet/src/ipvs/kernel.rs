@@ -7,10 +7,7 @@
 //!
 //! [`codec`]: super::codec
 
-use netlink_packet_core::{
-    Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, ParseableParametrized, NLM_F_ACK,
-    NLM_F_DUMP, NLM_F_REQUEST,
-};
+use netlink_packet_core::{Emitable, NetlinkMessage, NetlinkPayload, ParseableParametrized};
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
@@ -113,18 +110,7 @@ impl KernelIpvs {
     {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let mut g = GenlMessage::from_payload(payload);
-        if family != 0 {
-            g.set_resolved_family_id(family);
-        }
-        let mut msg =
-            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(g));
-        msg.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
-        msg.header.sequence_number = seq;
-        msg.finalize();
-        self.send_buf.clear();
-        self.send_buf.resize(msg.buffer_len(), 0);
-        msg.serialize(&mut self.send_buf);
+        codec::genl_bytes(payload, family, seq, dump, &mut self.send_buf);
         self.sock.send(&self.send_buf, 0)?;
 
         let mut out = Vec::new();
