@@ -197,6 +197,34 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let k = ServiceKey::tcp(Ipv4Addr::new(10, 0, 0, 1), 80);
+        FileBackend::new(&path)
+            .add_service(&Service::new(k))
+            .unwrap();
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // one handle per writer, as separate processes would have
+                    let mut b = FileBackend::new(&path);
+                    for i in 0..25u8 {
+                        let d = Dest::new(Ipv4Addr::new(10, 1, t, i), 80, Forward::Gate, 1);
+                        b.add_dest(&k, &d).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let t = FileBackend::new(&path).table().unwrap();
+        assert_eq!(t.get(&k).unwrap().dests.len(), 100);
+    }
+
+    #[test]
     fn corrupt_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
