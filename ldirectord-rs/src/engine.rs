@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hanet::ipvs::Table;
+use hanet::ipvs::{Entry, Table};
 
 use crate::config::{alert_status, Config};
 use crate::lvs::{self, Change, Mode};
@@ -319,13 +319,13 @@ impl Engine {
     /// The operations that bring virtual `vi` in `table` in line.
     pub fn changes(&self, vi: usize, table: &Table, mode: Mode) -> Vec<Change> {
         let v = &self.cfg.virtuals[vi];
-        lvs::plan_virtual(
-            &self.cfg,
-            v,
-            &self.up_vector(vi),
-            table.get(&lvs::service_key(v)),
-            mode,
-        )
+        self.changes_for(vi, table.get(&lvs::service_key(v)), mode)
+    }
+
+    /// Same, given only the service's current entry (`None`: absent).
+    pub fn changes_for(&self, vi: usize, current: Option<&Entry>, mode: Mode) -> Vec<Change> {
+        let v = &self.cfg.virtuals[vi];
+        lvs::plan_virtual(&self.cfg, v, &self.up_vector(vi), current, mode)
     }
 
     /// Records the log lines and alerts of applied changes of virtual `vi`,

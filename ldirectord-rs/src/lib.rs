@@ -12,7 +12,14 @@
 //! * [`proto`]: the negotiate checks as byte-level dialogs (pure).
 
 pub mod config;
+pub mod daemon;
 pub mod engine;
+pub mod icmp;
+pub mod log;
 pub mod lvs;
+pub mod mailer;
 pub mod plan;
 pub mod proto;
+pub mod runner;
+pub mod task;
+pub mod tls;

@@ -1,4 +1,5 @@
-fn main() {
-    eprintln!("ldirectord: not built yet");
-    std::process::exit(1);
+//! `ldirectord`: the ldirectord daemon (see the crate documentation and
+//! README for the command line, files and exit codes).
+fn main() -> std::process::ExitCode {
+    ldirectord::daemon::main(std::env::args_os().collect())
 }
