@@ -287,7 +287,7 @@ fn state_name(ip: IpAddr) -> String {
 }
 
 fn arp_pid_name(ip: IpAddr) -> String {
-    format!("send_arp-{ip}")
+    format!("IPaddr-arp-{ip}")
 }
 
 /// What `start` recorded: the interface name and prefix it added.

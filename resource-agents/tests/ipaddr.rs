@@ -18,7 +18,17 @@ fn heartbeat_v1_start_status_stop() {
     let st = ag.run(&a, "IPaddr", &[arg, "status"], &[]);
     st.rc(3);
     assert_eq!(st.stdout.trim(), "stopped (10.99.0.51 not on va)");
-    ag.run(&a, "IPaddr", &[arg, "start"], &[]).rc(0);
+    let logfile = ag.dir.path().join("ha-log");
+    let log_env = [("HA_LOGFILE", logfile.to_str().unwrap())];
+    ag.run(&a, "IPaddr", &[arg, "start"], &log_env).rc(0);
+    let logged = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        logged.contains("IPaddr[")
+            && logged.contains(
+                "]: INFO: Adding inet address 10.99.0.51/24 brd 10.99.0.255 to device va"
+            ),
+        "{logged}"
+    );
     assert!(
         addrs(&a).contains("inet 10.99.0.51/24 brd 10.99.0.255 scope global secondary va"),
         "{}",
@@ -269,7 +279,7 @@ fn gratuitous_arp_on_start_reaches_the_peer() {
         ("arp_interval", "200"),
     ];
     ag.ocf(&a, "IPaddr", "start", &long).rc(0);
-    let pidfile = ag.state.join("send_arp-10.99.0.71");
+    let pidfile = ag.state.join("IPaddr-arp-10.99.0.71");
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
