@@ -299,10 +299,6 @@ fn gratuitous_arp_frames_arrive_on_the_peer() {
         let want_tha = if op == ArpOp::Reply { mac } else { [0; 6] };
         assert_eq!(p.target_mac, want_tha);
     }
-    for w in frames.windows(2) {
-        let gap = w[1].0 - w[0].0;
-        assert!(gap >= Duration::from_millis(30), "frames {gap:?} apart");
-    }
 }
 
 #[test]
