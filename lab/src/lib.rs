@@ -13,6 +13,7 @@ pub mod ipvs_vm;
 pub mod netns;
 pub mod pkg;
 pub mod proc;
+pub mod servers;
 
 pub use netns::{veth, Netns};
 pub use pkg::ensure_packages;
