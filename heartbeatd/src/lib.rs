@@ -1,4 +1,5 @@
 //! `heartbeatd`: a heartbeat 3.0.6 compatible cluster node.
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod wire;
