@@ -1,6 +1,7 @@
 //! The real judges of the OCF contract: Debian's `ocf-tester`
 //! (resource-agents) runs its full sequence against each agent inside a
-//! network namespace, and pacemaker's `crm_resource --force-*` drives
+//! network namespace (ldirectord: against a CLI stand-in and against the
+//! real ldirectord-rs daemon), and pacemaker's `crm_resource --force-*` drives
 //! IPaddr installed under /usr/lib/ocf/resource.d/heartbeat-rs/.
 
 mod common;
@@ -220,4 +221,79 @@ fn ipvsadm_passes_ocf_tester_on_the_file_backend() {
     use hanet::ipvs::IpvsBackend as _;
     let left = hanet::ipvs::FileBackend::new(&table).table().unwrap();
     assert!(left.is_empty(), "ocf-tester left services behind: {left:?}");
+}
+
+/// The real ldirectord-rs daemon binary, built (or found up to date) in this
+/// test's target directory.
+fn real_ldirectord() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>
+    let target_dir = profile_dir.parent().unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut c = std::process::Command::new(env!("CARGO"));
+    c.args([
+        "build",
+        "-q",
+        "-p",
+        "ldirectord-rs",
+        "--bin",
+        "ldirectord",
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .arg("--target-dir")
+    .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    lab::run_ok(&mut c);
+    let bin = profile_dir.join("ldirectord");
+    assert!(bin.is_file(), "{} not built", bin.display());
+    bin
+}
+
+#[test]
+fn ldirectord_wrapper_passes_ocf_tester_with_the_real_daemon() {
+    let ns = lab::Netns::new("raor");
+    let ag = Agents::new();
+    let bin = real_ldirectord();
+    // a unique configuration name: the daemon's pid file is /var/run/ldirectord.<name>.pid
+    let cf = ag.dir.path().join(format!("ld-{}.cf", std::process::id()));
+    std::fs::write(
+        &cf,
+        "checktimeout=3\ncheckinterval=1\nvirtual=10.99.0.10:80\n\treal=10.99.0.101:80 ipip\n\tservice=http\n\trequest=\"test.html\"\n\treceive=\"Test Page\"\n\tscheduler=rr\n\tprotocol=tcp\n",
+    )
+    .unwrap();
+    let table = ag.dir.path().join("ipvs.json");
+    let backend = format!("file:{}", table.display());
+    let o1 = format!("configfile={}", cf.display());
+    let o2 = format!("ldirectord={}", bin.display());
+    ocf_tester(
+        &ns,
+        &ag,
+        "ld",
+        &ag.path("ldirectord"),
+        &[&o1, &o2],
+        &[("HANET_IPVS_BACKEND", &backend)],
+    );
+    let pidfile = format!("/var/run/ldirectord.ld-{}.cf.pid", std::process::id());
+    assert!(!Path::new(&pidfile).exists(), "{pidfile} left behind");
+    // heartbeat v1 through the wrapper: the daemon's status verdict reaches stdout
+    let v1 = |verb: &str| {
+        ag.run(
+            &ns,
+            "ldirectord",
+            &[cf.to_str().unwrap(), verb],
+            &[
+                ("OCF_RESKEY_ldirectord", bin.to_str().unwrap()),
+                ("HANET_IPVS_BACKEND", &backend),
+            ],
+        )
+    };
+    v1("start").rc(0);
+    let st = v1("status");
+    st.rc(0);
+    assert!(st.stdout.starts_with("running (ldirectord for"), "{st:?}");
+    v1("stop").rc(0);
+    assert!(v1("status").stdout.starts_with("stopped"));
 }
