@@ -130,29 +130,59 @@ pub fn map(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
-/// A self-signed certificate and key made with openssl (for https tests).
-pub fn self_signed(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+/// A CA and a server certificate for `cn` signed by it, made with
+/// openssl (for https tests): (CA certificate, server certificate, key).
+pub fn certificates(dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
     lab::ensure_packages(&["openssl"]);
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    lab::run_ok(Command::new("openssl").args([
-        "req",
-        "-x509",
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let ec = [
         "-newkey",
         "ec",
         "-pkeyopt",
         "ec_paramgen_curve:prime256v1",
         "-nodes",
+    ];
+    lab::run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-days", "2", "-subj", "/CN=lab test CA", "-keyout"])
+            .args([p("ca.key"), "-out".into(), p("ca.pem")]),
+    );
+    lab::run_ok(
+        Command::new("openssl")
+            .args(["req"])
+            .args(ec)
+            .args(["-subj", &format!("/CN={cn}"), "-keyout"])
+            .args([p("key.pem"), "-out".into(), p("req.pem")]),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!(
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:{cn}\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .unwrap();
+    lab::run_ok(Command::new("openssl").args([
+        "x509",
+        "-req",
         "-days",
         "2",
-        "-subj",
-        &format!("/CN={cn}"),
-        "-addext",
-        &format!("subjectAltName=DNS:{cn}"),
-        "-keyout",
-        key.to_str().unwrap(),
+        "-in",
+        &p("req.pem"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-extfile",
+        &p("ext.cnf"),
         "-out",
-        cert.to_str().unwrap(),
+        &p("cert.pem"),
     ]));
-    (cert, key)
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
 }
