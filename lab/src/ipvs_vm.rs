@@ -45,6 +45,14 @@
 //!   docroot with [`Guest::file`] or write one first). busybox `nc -l -p PORT`
 //!   serves a single TCP connection. (busybox-static's `wget` is known to
 //!   crash; use `nc` or a Rust client.)
+//! - Real servers behind a virtual IP, all inside the one guest: put the VIP
+//!   and one address per real server on `lo`, run an httpd per real-server
+//!   address, and use NAT (`-m`, `Forward::Masq`) destinations. Connections
+//!   the guest itself opens to the VIP go through IPVS (its LOCAL_OUT hook)
+//!   and are balanced over the real servers (the lab self-test fetches two
+//!   pages round robin this way). With `-g`/`-i` to a local address the
+//!   packet is delivered to the VIP itself, so only a listener on the VIP
+//!   would answer.
 //!
 //! # How it works
 //! The first call (per cache key) downloads Debian's `user-mode-linux`

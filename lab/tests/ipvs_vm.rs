@@ -1,5 +1,6 @@
 //! The IPVS guest harness itself: exit status, argument quoting, files,
-//! environment, the real IPVS table and ipvsadm inside, and the timeout.
+//! environment, the real IPVS table and ipvsadm inside, HTTP real servers on
+//! loopback aliases behind a NAT virtual service, and the timeout.
 //! (Two boots, about 2 s each.)
 
 use lab::ipvs_vm::{Guest, GuestError};
@@ -26,6 +27,17 @@ echo "env=$GREETING guest=$IPVS_GUEST"
 cat /etc/lab/data.txt
 ipvsadm -A -t 10.99.0.10:80 -s wrr && ipvsadm -a -t 10.99.0.10:80 -r 10.99.1.1:8080 -m -w 3 && ipvsadm -Ln
 grep -q '^ip_vs ' /proc/modules && echo "ip_vs loaded"
+# HTTP real servers on loopback aliases behind a NAT virtual service
+ip addr add 10.99.0.20/32 dev lo
+for n in 1 2; do
+    ip addr add 10.99.2.$n/32 dev lo
+    mkdir -p /tmp/www$n && echo "Test Page $n" >/tmp/www$n/test.html
+    httpd -p 10.99.2.$n:80 -h /tmp/www$n
+done
+ipvsadm -A -t 10.99.0.20:80 -s rr
+ipvsadm -a -t 10.99.0.20:80 -r 10.99.2.1:80 -m
+ipvsadm -a -t 10.99.0.20:80 -r 10.99.2.2:80 -m
+for i in 1 2; do printf 'GET /test.html HTTP/1.0\r\n\r\n' | nc -w 2 10.99.0.20 80 | tail -n 1; done
 exit 7
 "#,
     );
@@ -50,6 +62,10 @@ exit 7
         out.output
     );
     assert!(out.output.contains("ip_vs loaded"), "{}", out.output);
+    // round robin over two local real servers through the VIP: one page each
+    let mut last: Vec<&str> = out.output.lines().rev().take(2).collect();
+    last.sort();
+    assert_eq!(last, ["Test Page 1", "Test Page 2"], "{}", out.output);
 }
 
 #[test]
