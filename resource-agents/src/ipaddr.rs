@@ -559,9 +559,13 @@ impl Agent for IpAddrAgent {
             .into_iter()
             .any(|a| a.addr == cfg.ip);
         if present {
+            // Starting a started VIP succeeds and announces it again: after
+            // a split brain the node that keeps the address must win the
+            // neighbours' ARP caches back (heartbeatd re-runs start for it).
             ctx.log
-                .info(&format!("{} is already on {}", cfg.ip, pl.nic));
-            return Ok(());
+                .info(&format!("{} is already on {}: announcing it again", cfg.ip, pl.nic));
+            self.stop_announcer(cfg.ip, ctx)?;
+            return self.announce(cfg, &pl, ctx);
         }
         let link = rt
             .link_by_index(pl.index)?
