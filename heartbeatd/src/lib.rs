@@ -2,4 +2,6 @@
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod wire;

@@ -304,8 +304,12 @@ impl HbPeer {
     }
 
     /// heartbeat's log file so far (`logfile` of ha.cf).
+    /// The log file so far (lossy: 3.0.6 dumps raw binary fields of bad
+    /// packets into it).
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.logfile).unwrap_or_default()
+        fs::read(&self.logfile)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// The generation number in the kept `hb_generation` file, if any.

@@ -8,6 +8,7 @@
 //! demo and the benchmarks. Nothing here skips silently: a missing capability
 //! is a panic with a message that says what to do.
 
+pub mod hbnode;
 pub mod hbpeer;
 pub mod ipvs_vm;
 pub mod netns;

@@ -1,0 +1,214 @@
+//! Operating-system chores of the daemon: daemonizing, realtime scheduling
+//! and memory locking, core dumps, the watchdog device, the control socket's
+//! file and credentials, reboot.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cluster::Level;
+use crate::control;
+use crate::daemon::log::Logger;
+
+/// Fork, new session, fork again (no controlling terminal ever), stdio on
+/// /dev/null, cwd /. The parent exits 0 here; only the daemon returns.
+pub fn daemonize() -> io::Result<()> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // SAFETY: single-threaded at this point (no threads started yet).
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => {}
+    }
+    setsid().map_err(io::Error::from)?;
+    // SAFETY: as above.
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => {}
+    }
+    std::env::set_current_dir("/")?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    // SAFETY: umask never fails.
+    unsafe { libc::umask(0o022) };
+    Ok(())
+}
+
+/// SCHED_FIFO at `prio` (default: the middle of the range) and mlockall.
+/// Failures are warnings: heartbeat works without them, just less
+/// punctually under load.
+pub fn make_realtime(prio: Option<i32>, log: &Logger) {
+    // SAFETY: plain syscalls with values we own.
+    unsafe {
+        let min = libc::sched_get_priority_min(libc::SCHED_FIFO);
+        let max = libc::sched_get_priority_max(libc::SCHED_FIFO);
+        let p = prio.unwrap_or((min + max) / 2).clamp(min, max);
+        let param = libc::sched_param { sched_priority: p };
+        if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) < 0 {
+            let e = io::Error::last_os_error();
+            log.log(
+                Level::Warn,
+                &format!("Cannot set realtime scheduling (SCHED_FIFO {p}): {e}"),
+            );
+        } else {
+            log.log(
+                Level::Info,
+                &format!("Realtime scheduling: SCHED_FIFO priority {p}"),
+            );
+        }
+        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) < 0 {
+            let e = io::Error::last_os_error();
+            log.log(
+                Level::Warn,
+                &format!("Cannot lock ourselves into memory: {e}"),
+            );
+        }
+    }
+}
+
+/// `coredumps on`: allow core files; `coreroot`: write them there.
+pub fn enable_coredumps(coreroot: Option<&Path>, log: &Logger) {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &lim) } < 0 {
+        let e = io::Error::last_os_error();
+        log.log(Level::Warn, &format!("Cannot enable core dumps: {e}"));
+    }
+    if let Some(dir) = coreroot {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            log.log(
+                Level::Warn,
+                &format!("Cannot change to core directory {}: {e}", dir.display()),
+            );
+        }
+    }
+}
+
+/// The `watchdog` device: written on every own heartbeat, closed with the
+/// magic 'V' on a clean exit.
+pub struct Watchdog {
+    f: File,
+}
+
+impl Watchdog {
+    pub fn open(path: &Path, deadtime: Duration, log: &Logger) -> Option<Watchdog> {
+        match OpenOptions::new().write(true).open(path) {
+            Ok(f) => {
+                // WDIOC_SETTIMEOUT = _IOWR('W', 6, int)
+                const WDIOC_SETTIMEOUT: libc::c_ulong = 0xc004_5706;
+                let mut secs: libc::c_int = (deadtime.as_millis() as libc::c_int + 10 + 999) / 1000;
+                // SAFETY: ioctl with a pointer to an int we own.
+                unsafe { libc::ioctl(f.as_raw_fd(), WDIOC_SETTIMEOUT, &mut secs) };
+                log.log(
+                    Level::Info,
+                    &format!("Using watchdog device: {}", path.display()),
+                );
+                Some(Watchdog { f })
+            }
+            Err(e) => {
+                log.log(
+                    Level::Err,
+                    &format!("Cannot open watchdog device: {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn tickle(&mut self) {
+        let _ = self.f.write_all(b"\0");
+    }
+
+    pub fn close(mut self) {
+        let _ = self.f.write_all(b"V");
+    }
+}
+
+/// Reboots this node now (`stop_failure reboot`).
+pub fn reboot() {
+    // SAFETY: sync and reboot(2); in a pid namespace this ends the namespace.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_AUTOBOOT);
+    }
+}
+
+/// The gid of a group, from /etc/group.
+pub fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut it = l.split(':');
+        (it.next()? == name).then(|| it.nth(1)?.parse().ok())?
+    })
+}
+
+/// Creates the control socket: RUN/heartbeat/heartbeatd.sock, mode 0660,
+/// group haclient; a stale socket file (no daemon behind it) is replaced.
+pub fn control_listener(run_dir: &Path) -> io::Result<UnixListener> {
+    let path = control::socket_path(run_dir);
+    let dir = path.parent().expect("socket path has a parent");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io::Error::other(format!("cannot create {}: {e}", dir.display())))?;
+    let gid = group_id("haclient");
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(io::Error::other(format!(
+                "another heartbeatd answers on {}",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let l = UnixListener::bind(&path)
+        .map_err(|e| io::Error::other(format!("cannot bind {}: {e}", path.display())))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(g) = gid {
+        let _ = std::os::unix::fs::chown(&path, Some(0), Some(g));
+    }
+    Ok(l)
+}
+
+/// (uid, gid, pid) of the process at the other end of a Unix socket.
+pub fn peer_cred(fd: std::os::fd::RawFd) -> Option<(u32, u32, i32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt into a ucred we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((cred.uid, cred.gid, cred.pid))
+}
+
+/// Is `gid` among the supplementary groups of process `pid`?
+pub fn process_in_group(pid: i32, gid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Groups:"))
+                .map(|l| l[7..].split_whitespace().any(|g| g.parse() == Ok(gid)))
+        })
+        .unwrap_or(false)
+}
