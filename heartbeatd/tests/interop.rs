@@ -205,3 +205,100 @@ fn a_wrong_key_keeps_the_nodes_apart_and_is_logged() {
         real.log()
     );
 }
+
+/// Link cut between a real 3.0.6 node and heartbeatd: both run the group;
+/// link back: 3.0.6 restarts itself (its way of healing) and gives up its
+/// copy, heartbeatd keeps its copy running the whole time, and the group
+/// ends on its home node with exactly one owner.
+fn split_brain_with_real_peer(real_is_home: bool) {
+    let w = World::new();
+    let res = w.res_dir();
+    let line = format!("alpha logres::{}", res.display());
+    let keys = "auth 2\n2 sha1 somesecret\n";
+    let conf_real = w.conf("real", keys, &line, "");
+    let conf_ours = w.conf("ours", keys, &line, "");
+    let (real_node, ours_node) = if real_is_home {
+        ("alpha", "beta")
+    } else {
+        ("beta", "alpha")
+    };
+    let (real_ns, ours_ns) = if real_is_home {
+        (&w.a, &w.b)
+    } else {
+        (&w.b, &w.a)
+    };
+    let real = HbPeer::start(
+        real_ns,
+        real_node,
+        &conf_real,
+        &w.path().join(real_node),
+        true,
+    );
+    let ours = HbNode::start(
+        ours_ns,
+        ours_node,
+        &conf_ours,
+        &w.path().join(ours_node),
+        true,
+        &bin(),
+    );
+    let logs = |real: &HbPeer, ours: &HbNode| {
+        format!(
+            "--- real {real_node}\n{}\n--- heartbeatd {ours_node}\n{}",
+            real.log(),
+            ours.log()
+        )
+    };
+    w.wait_owners(&["alpha"], 40, || logs(&real, &ours));
+    lab::wait_until(Duration::from_secs(20), || {
+        matches!(real.cl_status(&["rscstatus"]).trim(), "none" | "local").then_some(())
+    })
+    .unwrap_or_else(|| panic!("not settled\n{}", logs(&real, &ours)));
+
+    w.a.ip(&["link", "set", "hb0", "down"]);
+    w.wait_owners(&["alpha", "beta"], 15, || logs(&real, &ours));
+    w.a.ip(&["link", "set", "hb0", "up"]);
+    // From the heal until 3.0.6 has restarted, somebody runs the group:
+    // heartbeatd keeps its copy while 3.0.6 gives its own up. (After the
+    // restart, failing back to the home node is the usual stop-then-start.)
+    let restarted = format!("Heartbeat restart on node {real_node}");
+    let end = std::time::Instant::now() + Duration::from_secs(45);
+    let mut settled = None;
+    while std::time::Instant::now() < end {
+        if !ours.log().contains(&restarted) {
+            assert!(
+                w.runs(ours_node) || w.runs(real_node),
+                "nobody runs the group after the heal\n{}",
+                logs(&real, &ours)
+            );
+        }
+        if w.runs("alpha") && !w.runs("beta") {
+            settled.get_or_insert(std::time::Instant::now());
+            if settled.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+                break;
+            }
+        } else {
+            settled = None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.wait_owners(&["alpha"], 1, || logs(&real, &ours));
+    assert!(
+        ours.log().contains("returning after partition"),
+        "{}",
+        logs(&real, &ours)
+    );
+    assert!(ours
+        .log()
+        .contains("runs heartbeat 3.0.6 and will restart itself"));
+}
+
+#[test]
+fn split_brain_heals_with_a_real_3_0_6_home_node() {
+    split_brain_with_real_peer(true);
+}
+
+#[test]
+fn split_brain_heals_with_a_real_3_0_6_backup_node() {
+    split_brain_with_real_peer(false);
+}
