@@ -205,3 +205,130 @@ fn forged_and_garbage_packets_are_dropped_counted_and_logged_without_harm() {
     assert_eq!(a.cl_status(&["nodestatus", "alpha"]), "active");
     assert_ne!(a.cl_status(&["nodestatus", "beta"]), "active");
 }
+
+/// One pass of join + crash takeover over the given media lines.
+fn media_pair(media: &str) {
+    let w = World::new();
+    let res = w.res_dir();
+    let conf = w.conf_media(
+        "conf",
+        SHA1,
+        &format!("alpha logres::{}", res.display()),
+        media,
+        "",
+    );
+    let mut a = HbNode::start(&w.a, "alpha", &conf, &w.path().join("alpha"), true, &bin());
+    let b = HbNode::start(&w.b, "beta", &conf, &w.path().join("beta"), true, &bin());
+    let logs = |a: &HbNode, b: &HbNode| format!("--- alpha\n{}\n--- beta\n{}", a.log(), b.log());
+    w.wait_owners(&["alpha"], 30, || logs(&a, &b));
+    assert_eq!(
+        b.cl_status(&["nodestatus", "alpha"]),
+        "active",
+        "{}",
+        logs(&a, &b)
+    );
+    assert_eq!(b.cl_status(&["hblinkstatus", "alpha", "hb0"]), "up");
+    a.kill();
+    w.lose_resources("alpha");
+    w.wait_owners(&["beta"], 10, || logs(&a, &b));
+}
+
+#[test]
+fn ucast_medium_with_one_line_per_node_in_a_shared_ha_cf() {
+    // The line naming this node's own address is a no-op, as in 3.0.6.
+    media_pair("ucast hb0 10.91.0.1\nucast hb0 10.91.0.2\n");
+}
+
+#[test]
+fn mcast_medium() {
+    media_pair("mcast hb0 239.0.0.94 694 1 0\n");
+}
+
+#[test]
+fn a_missing_interface_is_refused_before_anything_starts() {
+    let w = World::new();
+    let conf = w.conf_media(
+        "conf",
+        SHA1,
+        "alpha logres::/nonexistent",
+        "bcast nosuch0\n",
+        "",
+    );
+    let st = w.path().join("alpha");
+    std::fs::create_dir_all(st.join("run")).unwrap();
+    std::fs::write(conf.join("nodeinfo"), "alpha\n").unwrap();
+    let out =
+        w.a.cmd(bin().to_str().unwrap())
+            .args(["-f", "-c"])
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(st.join("state"))
+            .arg("--run-dir")
+            .arg(st.join("run"))
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ha.cf:6: bcast nosuch0"), "{err}");
+    // Nothing left behind: no pid file, no socket, no state.
+    assert!(!st.join("run/heartbeat.pid").exists());
+    assert!(!st.join("run/heartbeat/heartbeatd.sock").exists());
+    assert!(!st.join("state").exists());
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_file_line_and_status_6() {
+    let w = World::new();
+    let conf = w.conf(
+        "conf",
+        SHA1,
+        "alpha logres::/nonexistent",
+        "crm on\nkeepalive 2s\n",
+    );
+    std::fs::write(conf.join("nodeinfo"), "alpha\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["--check", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ha.cf:10:") && err.contains("Pacemaker"),
+        "{err}"
+    );
+    assert!(err.contains("ha.cf:11:"), "{err}");
+    // A readable authkeys is refused like 3.0.6 does.
+    let conf2 = w.conf("conf2", SHA1, "alpha logres::/nonexistent", "");
+    std::fs::write(conf2.join("nodeinfo"), "alpha\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        conf2.join("authkeys"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["--check", "-c"])
+        .arg(&conf2)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Bad permissions on keyfile"));
+    // And a good one prints the parsed configuration.
+    std::fs::set_permissions(
+        conf2.join("authkeys"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["--check", "-c"])
+        .arg(&conf2)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        yaml.contains("keepalive: 200ms") && !yaml.contains("somesecret"),
+        "{yaml}"
+    );
+}

@@ -62,6 +62,18 @@ impl World {
     /// Writes a configuration directory `name` with the given authkeys and
     /// haresources line, keepalive 200ms, deadtime 1, initdead 2.
     pub fn conf(&self, name: &str, authkeys: &str, haresources: &str, extra: &str) -> PathBuf {
+        self.conf_media(name, authkeys, haresources, "bcast hb0\n", extra)
+    }
+
+    /// Like [`World::conf`] with other medium lines than `bcast hb0`.
+    pub fn conf_media(
+        &self,
+        name: &str,
+        authkeys: &str,
+        haresources: &str,
+        media: &str,
+        extra: &str,
+    ) -> PathBuf {
         let d = self.path().join(name);
         fs::create_dir_all(d.join("resource.d")).unwrap();
         fs::create_dir_all(self.res_dir()).unwrap();
@@ -69,7 +81,7 @@ impl World {
             d.join("ha.cf"),
             format!(
                 "keepalive 200ms\nwarntime 600ms\ndeadtime 1\ninitdead 2\nudpport 694\n\
-                 bcast hb0\nauto_failback on\nnode alpha\nnode beta\n{extra}"
+                 {media}auto_failback on\nnode alpha\nnode beta\n{extra}"
             ),
         )
         .unwrap();
