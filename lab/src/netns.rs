@@ -72,8 +72,7 @@ impl Drop for Netns {
 /// and `ifb` (in `b`, address `ipb`), both up, broadcast addresses set.
 pub fn veth(a: &Netns, ifa: &str, ipa: &str, b: &Netns, ifb: &str, ipb: &str) {
     run_ok(Command::new("ip").args([
-        "link", "add", ifa, "netns", &a.name, "type", "veth", "peer", "name", ifb, "netns",
-        &b.name,
+        "link", "add", ifa, "netns", &a.name, "type", "veth", "peer", "name", ifb, "netns", &b.name,
     ]));
     for (ns, ifn, ip) in [(a, ifa, ipa), (b, ifb, ipb)] {
         if !ip.is_empty() {
