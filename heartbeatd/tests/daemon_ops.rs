@@ -232,3 +232,31 @@ fn membership_only_mode_runs_no_agents() {
     assert!(hb(&conf, &st, &["-k"]).status().unwrap().success());
     let _ = child.wait();
 }
+
+#[test]
+fn the_shipped_sample_configuration_passes_the_check() {
+    let d = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/ha.d");
+    for f in ["ha.cf", "haresources", "authkeys"] {
+        std::fs::copy(src.join(f), d.path().join(f)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        d.path().join("authkeys"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for node in ["loadbalancer", "backup"] {
+        std::fs::write(d.path().join("nodeinfo"), format!("{node}\n")).unwrap();
+        let out = Command::new(bin())
+            .arg("--check")
+            .arg("-c")
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let y = String::from_utf8_lossy(&out.stdout);
+        assert!(y.contains(&format!("# node: {node}")), "{y}");
+        assert!(y.contains("lvs") && y.contains("ldirectord"), "{y}");
+    }
+}
