@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod bench_agents;
 mod bench_ipvs;
+mod bench_ldirectord;
 
 type Bench = fn(&[String]) -> anyhow::Result<()>;
 
@@ -19,6 +20,10 @@ const BENCHES: &[(&str, &str, Bench)] = &[(
     "ipvs",
     "10 000 IPVS destination edits in the real-IPVS guest: hanet vs one ipvsadm process per edit",
     bench_ipvs::run,
+), (
+    "ldirectord",
+    "health checks of 100/1 000/10 000 reals: ldirectord-rs vs the Perl ldirectord",
+    bench_ldirectord::run,
 )];
 
 fn usage() -> ExitCode {

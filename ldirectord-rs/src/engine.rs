@@ -6,9 +6,10 @@
 //!
 //! Scheduling: every check runs once per `checkinterval`, measured from the
 //! start of its previous run; a check still running when it is due again
-//! (a timeout longer than the interval) starts as soon as it ends. All checks
-//! are due at start. Checks are independent: the event loop runs them all
-//! concurrently, so a slow or black-holed server delays nobody.
+//! (a timeout longer than the interval) starts as soon as it ends. The first
+//! round starts at once, spread evenly over the first second. Checks are
+//! independent: the event loop runs them all concurrently, so a slow or
+//! black-holed server delays nobody.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -149,10 +150,21 @@ impl Engine {
         }
         let mut checks = Vec::with_capacity(plan.checks.len());
         let mut heap = BinaryHeap::with_capacity(plan.checks.len());
+        // The first round is spread evenly over the first second (or the
+        // shortest interval, if shorter), at the rate the checks will run
+        // at anyway, instead of opening every connection at once.
+        let n = plan.checks.len().max(1) as u32;
+        let spread = plan
+            .checks
+            .iter()
+            .map(|c| c.interval)
+            .min()
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(1));
         for (ci, c) in plan.checks.iter().enumerate() {
             let next = match c.kind {
                 Kind::Off => None,
-                _ => Some(now),
+                _ => Some(now + spread * ci as u32 / n),
             };
             if let Some(t) = next {
                 heap.push(Reverse((t, ci)));
@@ -237,15 +249,16 @@ impl Engine {
         self.heap.push(Reverse((next, ci)));
         let log_monitor = !matches!(spec.kind, Kind::On);
         for k in 0..spec.members.len() {
-            let mi = self.plan.checks[ci].members[k];
+            let mi = self.plan.checks[ci].members.get(k);
             self.member_result(mi, outcome, forced, log_monitor);
         }
     }
 
     fn member_result(&mut self, mi: usize, o: &Outcome, forced: bool, log_monitor: bool) {
-        let m = &self.plan.members[mi];
-        let v = &self.cfg.virtuals[m.v];
-        let r = &v.reals[m.r];
+        let m = self.plan.members[mi];
+        let (vi, ri) = (m.v as usize, m.r as usize);
+        let v = &self.cfg.virtuals[vi];
+        let r = &v.reals[ri];
         let st = &mut self.members[mi];
         if o.up {
             if st.failcount > 0 {
@@ -258,13 +271,13 @@ impl Engine {
             st.failcount = 0;
             if !st.up {
                 st.up = true;
-                self.dirty[m.v] = true;
+                self.dirty[vi] = true;
             }
         } else if forced {
             st.failcount = st.failcount.saturating_add(1);
             if st.up {
                 st.up = false;
-                self.dirty[m.v] = true;
+                self.dirty[vi] = true;
             }
         } else if st.up {
             st.failcount += 1;
@@ -278,7 +291,7 @@ impl Engine {
                 )));
             } else {
                 st.up = false;
-                self.dirty[m.v] = true;
+                self.dirty[vi] = true;
             }
         }
         if log_monitor {
@@ -287,7 +300,7 @@ impl Engine {
                     path: p.clone(),
                     line: format!(
                         "{} [{}] {}",
-                        m.monitor_id,
+                        crate::plan::monitor_id(v, r),
                         if o.up { "up" } else { "down" },
                         crate::proto::escape_log(if o.msg.is_empty() { "-" } else { &o.msg })
                     ),
@@ -485,15 +498,21 @@ mod tests {
         );
         assert_eq!(e.next_wakeup(), Some(t0));
         let (a, _) = e.pop_due(t0).unwrap();
-        let (b, _) = e.pop_due(t0).unwrap();
-        assert_eq!(e.pop_due(t0), None, "both running, nothing else due");
+        assert_eq!(
+            e.pop_due(t0),
+            None,
+            "the first round is spread over a second"
+        );
+        let half = t0 + Duration::from_millis(500);
+        let (b, _) = e.pop_due(half).unwrap();
+        assert_eq!(e.pop_due(half), None, "both running, nothing else due");
         assert_eq!(e.next_wakeup(), None);
         let t1 = t0 + Duration::from_millis(30);
         e.finished(a, Run::Normal, &up(), false, t0, t1);
         assert_eq!(e.next_wakeup(), Some(t0 + Duration::from_secs(2)));
         // a check that outlives its interval runs again right after it ends
         let t5 = t0 + Duration::from_secs(5);
-        e.finished(b, Run::Normal, &down(), false, t0, t5);
+        e.finished(b, Run::Normal, &down(), false, half, t5);
         assert_eq!(e.pop_due(t5), Some((a, Run::Normal)));
         assert_eq!(e.pop_due(t5), Some((b, Run::Normal)));
     }

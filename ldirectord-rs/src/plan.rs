@@ -27,6 +27,8 @@ pub struct Negotiate {
     pub tls: bool,
     pub sslverify: bool,
     pub sslcafile: Option<PathBuf>,
+    /// http: keep the connection for the next check
+    pub keepalive: bool,
 }
 
 /// How a check is done.
@@ -43,9 +45,9 @@ pub enum Kind {
     /// Never checked.
     Off,
     /// The protocol dialog, within negotiatetimeout.
-    Negotiate(Negotiate),
+    Negotiate(Arc<Negotiate>),
     /// `n` connect checks, then one negotiate check.
-    Combined { n: u32, negotiate: Negotiate },
+    Combined { n: u32, negotiate: Arc<Negotiate> },
 }
 
 /// One distinct check.
@@ -65,24 +67,60 @@ pub struct CheckSpec {
     /// the shortest checkinterval of the virtual services sharing it
     pub interval: Duration,
     /// the memberships its result applies to
-    pub members: Vec<usize>,
+    pub members: Members,
+}
+
+/// The memberships of a check: almost always one (no allocation then).
+#[derive(Debug, Clone)]
+pub enum Members {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Members {
+    pub fn push(&mut self, m: usize) {
+        let m = m as u32;
+        match self {
+            Members::One(a) => *self = Members::Many(vec![*a, m]),
+            Members::Many(v) => v.push(m),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Members::One(_) => 1,
+            Members::Many(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> usize {
+        match self {
+            Members::One(a) => *a as usize,
+            Members::Many(v) => v[i] as usize,
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<usize> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
 }
 
 /// A (virtual, real) pair with its check.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Member {
-    pub v: usize,
-    pub r: usize,
-    pub check: usize,
-    /// the Perl daemon's real id, as written in monitor files
-    /// (`negotiate http tcp 10.0.0.2 80 1 gate /index.html Test Page`)
-    pub monitor_id: String,
+    pub v: u32,
+    pub r: u32,
+    pub check: u32,
 }
 
 /// All checks of a configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pub checks: Vec<CheckSpec>,
+    pub checks: Vec<Arc<CheckSpec>>,
     pub members: Vec<Member>,
     /// members of virtual `v`, in configuration order: `by_virtual[v]`
     pub by_virtual: Vec<Vec<usize>>,
@@ -166,16 +204,19 @@ fn negotiate(v: &Virtual, r: &Real, pats: &mut Patterns) -> Negotiate {
         tls: matches!(v.service, Service::Https | Service::Pops | Service::Imaps),
         sslverify: v.sslverify,
         sslcafile: v.sslcafile.clone(),
+        keepalive: v.keepalive && v.service == Service::Http,
     }
 }
 
-/// The sharing key: everything that changes what a check does.
-fn key(v: &Virtual, r: &Real, port: u16, kind: &Kind) -> String {
-    let k = match kind {
-        Kind::External { command, args } => format!("external {command} {}", args.join(" ")),
-        Kind::Ping { count } => format!("ping {count}"),
-        Kind::Negotiate(_) | Kind::Combined { .. } => format!(
-            "{} {} {} {:?} {:?} {} {} {} {:?} {}",
+/// What a check of a virtual service does, apart from the real server:
+/// the parts of the sharing key common to all reals of the virtual with the
+/// same request and receive (a few per configuration, interned).
+fn group_key(v: &Virtual, r: &Real) -> String {
+    let proto = v.protocol.as_str();
+    let (t1, t2) = (v.checktimeout, v.negotiatetimeout);
+    match v.checktype {
+        CheckType::Negotiate | CheckType::Combined(_) => format!(
+            "{} {} {} {:?} {:?} {} {:?} {:?} {:?} {} {proto} {t1} {t2} {:?} {}",
             v.checktype,
             v.service,
             v.httpmethod.as_str(),
@@ -185,31 +226,47 @@ fn key(v: &Virtual, r: &Real, port: u16, kind: &Kind) -> String {
             v.login,
             v.passwd,
             v.sslcafile,
-            v.sslverify
+            v.sslverify,
+            v.checkport,
+            v.keepalive
         ),
-        Kind::Connect => "connect".into(),
-        Kind::On => "on".into(),
-        Kind::Off => "off".into(),
-    };
-    format!(
-        "{k}|{}|{}|{port}|{}|{}|{}",
-        v.protocol.as_str(),
-        r.addr,
-        r.port,
-        v.checktimeout,
-        v.negotiatetimeout
-    )
+        CheckType::External => format!(
+            "external {:?} {} {} {proto} {t1}",
+            v.checkcommand,
+            v.name(),
+            v.port()
+        ),
+        CheckType::Ping | CheckType::Connect => {
+            format!(
+                "{} {} {proto} {t1} {:?}",
+                v.checktype, v.checkcount, v.checkport
+            )
+        }
+        CheckType::On | CheckType::Off => format!("{}", v.checktype),
+    }
 }
 
 impl Plan {
     pub fn new(cfg: &Config) -> Plan {
         let mut plan = Plan::default();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // (group, address, check port, real port) -> check
+        let mut index: HashMap<(u32, IpAddr, u16, u16), usize> = HashMap::new();
+        let mut groups: HashMap<String, (u32, Option<Arc<Negotiate>>)> = HashMap::new();
         let mut pats = Patterns::default();
         for (vi, v) in cfg.virtuals.iter().enumerate() {
             let mut vm = Vec::with_capacity(v.reals.len());
             for (ri, r) in v.reals.iter().enumerate() {
                 let port = v.check_port(r).unwrap_or(0);
+                let next_id = groups.len() as u32;
+                let (gid, neg) = groups
+                    .entry(group_key(v, r))
+                    .or_insert_with(|| {
+                        let n =
+                            matches!(v.checktype, CheckType::Negotiate | CheckType::Combined(_))
+                                .then(|| Arc::new(negotiate(v, r, &mut pats)));
+                        (next_id, n)
+                    })
+                    .clone();
                 let kind = match v.checktype {
                     CheckType::Connect if v.protocol == Protocol::Udp => Kind::Ping {
                         count: v.checkcount,
@@ -235,22 +292,24 @@ impl Plan {
                             ],
                         }
                     }
-                    CheckType::Negotiate => Kind::Negotiate(negotiate(v, r, &mut pats)),
+                    CheckType::Negotiate => Kind::Negotiate(neg.expect("negotiate group")),
                     CheckType::Combined(n) => Kind::Combined {
                         n,
-                        negotiate: negotiate(v, r, &mut pats),
+                        negotiate: neg.expect("negotiate group"),
                     },
                 };
-                let k = key(v, r, port, &kind);
                 let interval = Duration::from_secs(v.checkinterval as u64);
-                let ci = match index.get(&k) {
+                let mi = plan.members.len();
+                let key = (gid, r.addr, port, r.port);
+                let ci = match index.get(&key) {
                     Some(&ci) => {
-                        let c: &mut CheckSpec = &mut plan.checks[ci];
+                        let c = Arc::make_mut(&mut plan.checks[ci]);
                         c.interval = c.interval.min(interval);
+                        c.members.push(mi);
                         ci
                     }
                     None => {
-                        plan.checks.push(CheckSpec {
+                        plan.checks.push(Arc::new(CheckSpec {
                             kind,
                             addr: r.addr,
                             port,
@@ -259,20 +318,17 @@ impl Plan {
                             checktimeout: Duration::from_secs(v.checktimeout as u64),
                             negotiatetimeout: Duration::from_secs(v.negotiatetimeout as u64),
                             interval,
-                            members: Vec::new(),
-                        });
-                        index.insert(k, plan.checks.len() - 1);
+                            members: Members::One(mi as u32),
+                        }));
+                        index.insert(key, plan.checks.len() - 1);
                         plan.checks.len() - 1
                     }
                 };
-                let mi = plan.members.len();
                 plan.members.push(Member {
-                    v: vi,
-                    r: ri,
-                    check: ci,
-                    monitor_id: monitor_id(v, r),
+                    v: vi as u32,
+                    r: ri as u32,
+                    check: ci as u32,
                 });
-                plan.checks[ci].members.push(mi);
                 vm.push(mi);
             }
             plan.by_virtual.push(vm);
@@ -306,8 +362,8 @@ mod tests {
             3,
             "10.0.0.2 /x is one check for two virtuals"
         );
-        let shared = &p.checks[p.members[0].check];
-        assert_eq!(shared.members, vec![0, 2]);
+        let shared = &p.checks[p.members[0].check as usize];
+        assert_eq!(shared.members.to_vec(), vec![0, 2]);
         assert_eq!(
             shared.interval,
             Duration::from_secs(2),
@@ -315,7 +371,8 @@ mod tests {
         );
         assert_eq!(p.by_virtual, vec![vec![0, 1], vec![2], vec![3]]);
         assert_eq!(
-            p.members[0].monitor_id, "negotiate http tcp 10.0.0.2 80 1 gate /x ",
+            monitor_id(&cfg.virtuals[0], &cfg.virtuals[0].reals[0]),
+            "negotiate http tcp 10.0.0.2 80 1 gate /x ",
             "an empty receive leaves a trailing space, as in Perl"
         );
     }
@@ -330,9 +387,8 @@ mod tests {
         .unwrap();
         // observed in a Perl monitorfile:
         // negotiate http tcp 10.99.0.4 80 1 gate /index.html Other
-        let p = Plan::new(&cfg);
         assert_eq!(
-            p.members[0].monitor_id,
+            monitor_id(&cfg.virtuals[0], &cfg.virtuals[0].reals[0]),
             "negotiate http tcp 10.99.0.4 80 1 gate /index.html Other"
         );
     }

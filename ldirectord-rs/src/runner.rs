@@ -29,14 +29,19 @@ use crate::lvs::{self, Change, Mode};
 use crate::plan::{CheckSpec, Kind as PlanKind, Negotiate};
 use crate::proto::{self, Dialog, Outcome};
 use crate::task::{
-    err_text, pidfd_open, DataConn, ExtTask, Kind, PingTask, Progress, StreamTask, Task, UdpTask,
-    Wording, SUB_DATA, SUB_MAIN,
+    abort_on_close, err_text, pidfd_open, DataConn, ExtTask, Kind, PingTask, Progress, Ready,
+    StreamTask, Task, UdpTask, Wording, SUB_DATA, SUB_MAIN,
 };
 
 const SIGNALS: Token = Token(usize::MAX);
 const ICMP4: Token = Token(usize::MAX - 1);
 const ICMP6: Token = Token(usize::MAX - 2);
 const TICK: Duration = Duration::from_secs(1);
+/// Tokens of idle kept-alive connections: this bit plus the check index.
+const POOL: usize = 1 << 62;
+/// A kept-alive connection is used for at most this long, then the next
+/// check opens a fresh one (so the server's accept path is tested too).
+const KEEPALIVE_MAX_AGE: Duration = Duration::from_secs(30);
 /// An external check killed with TERM gets KILL this much later.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -229,6 +234,12 @@ pub struct Runner {
     opts: Options,
     loader: Loader,
     running_tasks: usize,
+    /// idle kept-alive connections, by check
+    pool: Vec<Option<Idle>>,
+    pooled: usize,
+    pool_cap: usize,
+    /// the events of one poll (reused)
+    ready: Vec<(Token, Ready)>,
 }
 
 fn io_err(e: io::Error) -> String {
@@ -285,6 +296,10 @@ impl Runner {
             opts,
             loader,
             running_tasks: 0,
+            ready: Vec::with_capacity(1024),
+            pool: Vec::new(),
+            pooled: 0,
+            pool_cap: nofile_limit().saturating_sub(1024) / 2,
         })
     }
 
@@ -344,14 +359,31 @@ impl Runner {
     /// Applies changes one by one (a refused one is logged, the others
     /// still run, as with the Perl daemon's separate ipvsadm calls).
     fn apply_changes(&mut self, vi: Option<usize>, changes: &[Change]) {
-        for c in changes {
-            let Some(op) = &c.op else { continue };
+        let ops: Vec<hanet::ipvs::Op> = changes.iter().filter_map(|c| c.op.clone()).collect();
+        let mut from = 0;
+        while from < ops.len() {
             let r = match self.backend.as_mut() {
-                Some(b) => b.apply(std::slice::from_ref(op)),
+                Some(b) => b.apply(&ops[from..]),
                 None => Err(hanet::ipvs::IpvsError::NotAvailable),
             };
-            if let Err(e) = r {
-                self.log(&format!("ipvsadm {op} failed: {e}"));
+            match r {
+                Ok(()) => break,
+                Err(e @ hanet::ipvs::IpvsError::Refused { .. }) => {
+                    // the ones before it are applied; go on after it
+                    let hanet::ipvs::IpvsError::Refused { index, .. } = e else {
+                        unreachable!()
+                    };
+                    self.log(&format!("IPVS operation failed: ipvsadm {e}"));
+                    from += index + 1;
+                }
+                Err(e) => {
+                    self.log(&format!("IPVS operation failed: {e}"));
+                    if !matches!(e, hanet::ipvs::IpvsError::NotAvailable) {
+                        self.backend = None;
+                        self.backend_error = Some(e.to_string());
+                    }
+                    break;
+                }
             }
         }
         match vi {
@@ -379,6 +411,8 @@ impl Runner {
         }
         self.engine.take_dirty();
         self.flush_outputs();
+        drop(table);
+        trim_heap();
     }
 
     /// A state change: recompute the dirty virtual services only.
@@ -505,13 +539,19 @@ impl Runner {
         }
     }
 
+    /// Task tokens: generation (29 bits) | slot | sub-socket; bit 62 is
+    /// the pool's, the top values the signals' and ICMP's.
     fn token(slot: usize, gen: u32, sub: usize) -> Token {
-        Token(((gen as usize) << 32) | (slot << 1) | sub)
+        Token((((gen & 0x1fff_ffff) as usize) << 32) | (slot << 1) | sub)
     }
 
     fn untoken(t: Token) -> (usize, u32, usize) {
         let v = t.0;
-        ((v & 0xffff_ffff) >> 1, (v >> 32) as u32, v & 1)
+        (
+            (v & 0xffff_ffff) >> 1,
+            ((v >> 32) & 0x1fff_ffff) as u32,
+            v & 1,
+        )
     }
 
     fn tls_config(&mut self, n: &Negotiate) -> Result<Arc<ClientConfig>, String> {
@@ -535,6 +575,7 @@ impl Runner {
                 n.virtualhost.clone(),
                 n.request.clone(),
                 n.receive.clone(),
+                n.keepalive,
             )),
             Service::Smtp | Service::Submission => Dialog::Mail(proto::mail::Mail::new(
                 proto::mail::Kind::Smtp,
@@ -636,9 +677,28 @@ impl Runner {
                     } else {
                         Wording::Plain
                     };
-                    match n.tls.then(|| self.tls_config(&n)).transpose() {
-                        Ok(tls) => self.start_stream(&spec, Some(d), tls, &n, wording),
-                        Err(e) => Err(Outcome::down(format!("TLS: {e}"))),
+                    match self.take_idle(ci, now).filter(|_| n.keepalive) {
+                        Some(idle) => Ok(Kind::Stream(Box::new(StreamTask {
+                            addr: SocketAddr::new(spec.addr, spec.port),
+                            sock: idle.sock,
+                            connected: true,
+                            want_tls: false,
+                            tls_cfg: None,
+                            sni: None,
+                            tls: None,
+                            dialog: Some(d),
+                            out: Vec::new(),
+                            shutdown_after: false,
+                            data: None,
+                            wording,
+                            reused: true,
+                            got_bytes: false,
+                            conn_since: idle.since,
+                        }))),
+                        None => match n.tls.then(|| self.tls_config(&n)).transpose() {
+                            Ok(tls) => self.start_stream(&spec, Some(d), tls, &n, wording),
+                            Err(e) => Err(Outcome::down(format!("TLS: {e}"))),
+                        },
                     }
                 }
             },
@@ -655,6 +715,7 @@ impl Runner {
                     tls: false,
                     sslverify: false,
                     sslcafile: None,
+                    keepalive: false,
                 };
                 self.start_stream(&spec, None, None, &n, Wording::Plain)
             }
@@ -693,6 +754,9 @@ impl Runner {
             shutdown_after: false,
             data: None,
             wording,
+            reused: false,
+            got_bytes: false,
+            conn_since: Instant::now(),
         })))
     }
 
@@ -821,6 +885,7 @@ impl Runner {
         };
         let is_ping = matches!(task.kind, Kind::Ping(_));
         let is_udp = matches!(task.kind, Kind::Udp(_));
+        let is_reused = matches!(&task.kind, Kind::Stream(s) if s.reused);
         self.tasks[slot] = Some(task);
         self.running_tasks += 1;
         self.deadlines.push(Reverse((deadline, slot, gen)));
@@ -832,6 +897,15 @@ impl Runner {
             if let Err(o) = self.send_ping(slot) {
                 self.finish(slot, o, now);
             }
+        } else if is_reused {
+            // connected already: send the request now
+            let mut buf = std::mem::take(&mut self.buf);
+            let p = match self.tasks[slot].as_mut().map(|t| &mut t.kind) {
+                Some(Kind::Stream(s)) => s.start_reused(&mut buf),
+                _ => Progress::Pending,
+            };
+            self.buf = buf;
+            self.progress(slot, gen, p, now);
         } else if is_udp {
             let p = match self.tasks[slot].as_mut().map(|t| &mut t.kind) {
                 Some(Kind::Udp(u)) => u.start(),
@@ -869,15 +943,15 @@ impl Runner {
                     self.killed.push((x.child, now + KILL_GRACE));
                 }
             }
-            Kind::Stream(mut s) => {
-                let _ = self.poll.registry().deregister(&mut s.sock);
-                if let Some(d) = s.data.as_mut() {
-                    let _ = self.poll.registry().deregister(&mut d.sock);
+            // closing a socket removes it from the epoll set: no deregister
+            Kind::Stream(s) => {
+                if s.reusable() && self.pooled < self.pool_cap {
+                    self.keep(task.check, s.sock, s.conn_since);
+                } else if s.connected && s.dialog.is_some() && s.data.is_none() {
+                    abort_on_close(&s.sock);
                 }
             }
-            Kind::Udp(mut u) => {
-                let _ = self.poll.registry().deregister(&mut u.sock);
-            }
+            Kind::Udp(_) => {}
         }
         if self.opts.debug {
             let spec = &self.engine.plan.checks[task.check];
@@ -929,7 +1003,7 @@ impl Runner {
         self.finish(slot, o, now);
     }
 
-    fn on_task_event(&mut self, token: Token, now: Instant) {
+    fn on_task_event(&mut self, token: Token, ready: Ready, now: Instant) {
         let (slot, gen, sub) = Self::untoken(token);
         if slot >= self.tasks.len() || self.gens[slot] != gen {
             return;
@@ -939,9 +1013,9 @@ impl Runner {
             None => Progress::Pending,
             Some(Kind::Stream(s)) => {
                 if sub == SUB_DATA {
-                    s.on_data(&mut buf)
+                    s.on_data(&mut buf, ready)
                 } else {
-                    s.on_main(&mut buf)
+                    s.on_main(&mut buf, ready)
                 }
             }
             Some(Kind::Udp(u)) => u.on_ready(&mut buf),
@@ -988,11 +1062,18 @@ impl Runner {
                     ),
                 }
             }
-            Progress::Reconnect(port, tls) => {
+            Progress::Retry | Progress::Reconnect(..) => {
                 let Some(Kind::Stream(s)) = self.tasks[slot].as_mut().map(|t| &mut t.kind) else {
                     return;
                 };
+                let (port, tls) = match p {
+                    Progress::Reconnect(port, tls) => (port, tls),
+                    _ => (s.addr.port(), s.want_tls),
+                };
                 let _ = self.poll.registry().deregister(&mut s.sock);
+                s.reused = false;
+                s.got_bytes = false;
+                s.conn_since = now;
                 let addr = SocketAddr::new(s.addr.ip(), port);
                 if tls && s.tls_cfg.is_none() {
                     s.tls_cfg = Some(self.tls_insecure.clone());
@@ -1040,6 +1121,42 @@ impl Runner {
     }
 
     /// Cancels every running check (reload, stop): no outcome is recorded.
+    /// Parks a kept-alive connection for the next run of check `ci`.
+    fn keep(&mut self, ci: usize, mut sock: TcpStream, since: Instant) {
+        if self.pool.len() <= ci {
+            self.pool
+                .resize_with(self.engine.plan.checks.len().max(ci + 1), || None);
+        }
+        if self.pool[ci].is_some() {
+            return; // one per check is enough; this one closes
+        }
+        if self
+            .poll
+            .registry()
+            .reregister(&mut sock, Token(POOL | ci), Interest::READABLE)
+            .is_ok()
+        {
+            self.pool[ci] = Some(Idle { sock, since });
+            self.pooled += 1;
+        }
+    }
+
+    /// Takes check `ci`'s kept-alive connection if it is young enough.
+    fn take_idle(&mut self, ci: usize, now: Instant) -> Option<Idle> {
+        let idle = self.pool.get_mut(ci)?.take()?;
+        self.pooled -= 1;
+        (now.duration_since(idle.since) < KEEPALIVE_MAX_AGE).then_some(idle)
+    }
+
+    /// An idle connection became readable: the server closed it (or spoke
+    /// out of turn); drop it.
+    fn on_idle_event(&mut self, ci: usize) {
+        if let Some(Some(_)) = self.pool.get(ci) {
+            self.pool[ci] = None;
+            self.pooled -= 1;
+        }
+    }
+
     fn cancel_all(&mut self) {
         let now = Instant::now();
         for slot in 0..self.tasks.len() {
@@ -1057,20 +1174,13 @@ impl Runner {
                         );
                         self.killed.push((x.child, now + KILL_GRACE));
                     }
-                    Kind::Stream(mut s) => {
-                        let _ = self.poll.registry().deregister(&mut s.sock);
-                        if let Some(d) = s.data.as_mut() {
-                            let _ = self.poll.registry().deregister(&mut d.sock);
-                        }
-                    }
-                    Kind::Udp(mut u) => {
-                        let _ = self.poll.registry().deregister(&mut u.sock);
-                    }
-                    Kind::Ping(_) => {}
+                    Kind::Stream(_) | Kind::Udp(_) | Kind::Ping(_) => {}
                 }
             }
         }
         self.pings.clear();
+        self.pool.clear();
+        self.pooled = 0;
         self.deadlines.clear();
         self.polled_children.clear();
     }
@@ -1181,22 +1291,34 @@ impl Runner {
             }
             let now = Instant::now();
             let mut signals = Vec::new();
-            let tokens: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
-            for t in tokens {
+            let mut events = std::mem::take(&mut self.ready);
+            events.clear();
+            events.extend(self.events.iter().map(|e| {
+                (
+                    e.token(),
+                    Ready {
+                        readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+                        writable: e.is_writable() || e.is_write_closed() || e.is_error(),
+                    },
+                )
+            }));
+            for &(t, ready) in &events {
                 match t {
                     SIGNALS => signals.extend(self.signals.pending()),
                     ICMP4 => self.on_icmp(false, now),
                     ICMP6 => self.on_icmp(true, now),
-                    t => self.on_task_event(t, now),
+                    t if t.0 & POOL != 0 && t.0 >> 63 == 0 => self.on_idle_event(t.0 & !POOL),
+                    t => self.on_task_event(t, ready, now),
                 }
             }
+            self.ready = events;
             // polled children (no pidfd)
             if !self.polled_children.is_empty() {
                 let slots = std::mem::take(&mut self.polled_children);
                 for slot in slots {
                     let gen = self.gens[slot];
                     if self.tasks[slot].is_some() {
-                        self.on_task_event(Self::token(slot, gen, SUB_MAIN), now);
+                        self.on_task_event(Self::token(slot, gen, SUB_MAIN), Ready::ALL, now);
                         if self.tasks[slot].is_some() {
                             self.polled_children.push(slot);
                         }
@@ -1246,6 +1368,29 @@ impl Runner {
     /// Number of checks running right now (benchmarks, tests).
     pub fn running(&self) -> usize {
         self.running_tasks
+    }
+}
+
+/// An idle kept-alive HTTP connection.
+struct Idle {
+    sock: TcpStream,
+    /// when it was opened
+    since: Instant,
+}
+
+/// The soft open-files limit (after [`raise_nofile`]).
+fn nofile_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft as usize)
+        .unwrap_or(1024)
+}
+
+/// Gives memory freed after a big transient job (reading a whole table,
+/// parsing a configuration) back to the system.
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -31,6 +31,31 @@ pub fn err_text(e: &io::Error) -> String {
     }
 }
 
+/// What an event said about a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+}
+
+impl Ready {
+    pub const ALL: Ready = Ready {
+        readable: true,
+        writable: true,
+    };
+}
+
+/// Sets SO_LINGER to 0: the close that follows sends RST (no FIN exchange,
+/// no TIME_WAIT), as load-balancer health checkers commonly do once they
+/// have the whole answer.
+pub fn abort_on_close(sock: &TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = nix::sys::socket::setsockopt(sock, nix::sys::socket::sockopt::Linger, &l);
+}
+
 /// Sub-token of a stream task: the control connection or the data one.
 pub const SUB_MAIN: usize = 0;
 pub const SUB_DATA: usize = 1;
@@ -57,6 +82,12 @@ pub struct StreamTask {
     pub shutdown_after: bool,
     pub data: Option<DataConn>,
     pub wording: Wording,
+    /// an idle kept-alive connection taken from the pool
+    pub reused: bool,
+    /// bytes have come back on this connection during this check
+    pub got_bytes: bool,
+    /// when this TCP connection was opened
+    pub conn_since: Instant,
 }
 
 /// The FTP data connection.
@@ -124,6 +155,8 @@ pub enum Progress {
     OpenData(u16),
     /// reconnect (HTTP redirect) to this port, TLS or not
     Reconnect(u16, bool),
+    /// a reused connection turned out closed: run again on a fresh one
+    Retry,
 }
 
 impl StreamTask {
@@ -145,23 +178,20 @@ impl StreamTask {
         }
     }
 
-    /// Checks a connecting socket: `Ok(true)` connected, `Ok(false)` not yet.
-    fn check_connected(sock: &TcpStream) -> io::Result<bool> {
+    /// Checks a connecting socket on a readiness event: `Ok(true)`
+    /// connected, `Ok(false)` not yet. A pending error is the connect's
+    /// failure; otherwise writability means the handshake completed.
+    fn check_connected(sock: &TcpStream, ready: Ready) -> io::Result<bool> {
         if let Some(e) = sock.take_error()? {
             return Err(e);
         }
-        match sock.peer_addr() {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(ready.writable || ready.readable)
     }
 
     /// Handles readiness of the main connection.
-    pub fn on_main(&mut self, buf: &mut [u8]) -> Progress {
+    pub fn on_main(&mut self, buf: &mut [u8], ready: Ready) -> Progress {
         if !self.connected {
-            match Self::check_connected(&self.sock) {
+            match Self::check_connected(&self.sock, ready) {
                 Ok(false) => return Progress::Pending,
                 Err(e) => return Progress::Done(self.fail(&err_text(&e))),
                 Ok(true) => {}
@@ -183,16 +213,18 @@ impl StreamTask {
                     Err(e) => return Progress::Done(Outcome::down(format!("TLS: {e}"))),
                 }
             }
-            let local = self
-                .sock
-                .local_addr()
-                .unwrap_or_else(|_| SocketAddr::new(self.addr.ip(), 0));
+            // only SIP needs our address (Via:); spare the syscall otherwise
+            let local = match self.dialog {
+                Some(Dialog::Sip(_)) => self.sock.local_addr().ok(),
+                _ => None,
+            }
+            .unwrap_or_else(|| SocketAddr::new(self.addr.ip(), 0));
             let step = self.dialog.as_mut().expect("checked above").start(local);
             if let Some(p) = self.step(step) {
                 return p;
             }
         }
-        self.pump(buf)
+        self.pump(buf, ready.readable)
     }
 
     /// Applies a dialog step; `Some` when it ends or redirects the task.
@@ -257,11 +289,41 @@ impl StreamTask {
         Ok(())
     }
 
-    /// Writes and reads until the socket would block, feeding the dialog.
-    fn pump(&mut self, buf: &mut [u8]) -> Progress {
+    /// Starts the dialog on a connection kept from an earlier check.
+    pub fn start_reused(&mut self, buf: &mut [u8]) -> Progress {
+        let local = SocketAddr::new(self.addr.ip(), 0);
+        let step = self
+            .dialog
+            .as_mut()
+            .expect("reused tasks have a dialog")
+            .start(local);
+        if let Some(p) = self.step(step) {
+            return p;
+        }
+        self.pump(buf, false)
+    }
+
+    /// Whether the connection can serve the next check (HTTP keep-alive).
+    pub fn reusable(&self) -> bool {
+        self.connected
+            && self.tls.is_none()
+            && self.data.is_none()
+            && self.out.is_empty()
+            && matches!(&self.dialog, Some(Dialog::Http(h)) if h.reusable())
+    }
+
+    /// Writes, then (if the socket is readable) reads until it would block,
+    /// feeding the dialog.
+    fn pump(&mut self, buf: &mut [u8], readable: bool) -> Progress {
         loop {
             if let Err(e) = self.flush() {
+                if self.reused && !self.got_bytes {
+                    return Progress::Retry;
+                }
                 return self.io_failed(&e);
+            }
+            if !readable {
+                return Progress::Pending;
             }
             // read what is there
             let got = if self.tls.is_some() {
@@ -276,9 +338,17 @@ impl StreamTask {
                 }
             };
             let dialog = self.dialog.as_mut().expect("pumped tasks have a dialog");
+            if self.reused && !self.got_bytes && matches!(got, ReadResult::Eof | ReadResult::Err(_))
+            {
+                // the server closed the idle connection before our request
+                return Progress::Retry;
+            }
             let step = match got {
                 ReadResult::Block => return Progress::Pending,
-                ReadResult::Data(n) => dialog.data(&buf[..n]),
+                ReadResult::Data(n) => {
+                    self.got_bytes = true;
+                    dialog.data(&buf[..n])
+                }
                 ReadResult::Eof => {
                     let s = dialog.eof();
                     if matches!(s, Step::Wait | Step::Send(_) | Step::SendAndShutdown(_)) {
@@ -339,12 +409,12 @@ impl StreamTask {
     }
 
     /// Handles readiness of the FTP data connection.
-    pub fn on_data(&mut self, buf: &mut [u8]) -> Progress {
+    pub fn on_data(&mut self, buf: &mut [u8], ready: Ready) -> Progress {
         let Some(d) = self.data.as_mut() else {
             return Progress::Pending;
         };
         if !d.connected {
-            match Self::check_connected(&d.sock) {
+            match Self::check_connected(&d.sock, ready) {
                 Ok(false) => return Progress::Pending,
                 Err(e) => {
                     return Progress::Done(Outcome::down(format!(
@@ -389,18 +459,20 @@ impl StreamTask {
                 return p;
             }
             if self.data.is_none() {
-                return self.pump(buf);
+                return self.pump(buf, true);
             }
         }
     }
 
-    /// Registers the main socket.
+    /// Registers the main socket (a reused one is moved from the pool's
+    /// token to the task's).
     pub fn register(&mut self, reg: &Registry, token: Token) -> io::Result<()> {
-        reg.register(
-            &mut self.sock,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )
+        let i = Interest::READABLE | Interest::WRITABLE;
+        if self.reused {
+            reg.reregister(&mut self.sock, token, i)
+        } else {
+            reg.register(&mut self.sock, token, i)
+        }
     }
 }
 

@@ -342,3 +342,62 @@ fn quiescent_maintenance_fallbackcommand_and_failurecount() {
     );
     drop(s2);
 }
+
+#[test]
+fn http_keepalive_reuses_connections_and_still_sees_deaths() {
+    let w = world(&["10.99.0.3/24"]);
+    let e = Env::new();
+    let fast = |ip: &str| {
+        servers::http_fast(
+            Some(w.rs.name()),
+            format!("{ip}:80").parse().unwrap(),
+            vec![Page::ok("/test.html", "Test Page")],
+            1,
+        )
+        .unwrap()
+    };
+    let s2 = fast("10.99.0.2");
+    let s3 = fast("10.99.0.3");
+    let cfg = e.write(
+        "ka.cf",
+        &format!(
+            "logfile=\"{}\"\nchecktimeout=2\ncheckinterval=1\n\
+             virtual=10.99.0.100:80\n\treal=10.99.0.2:80 gate\n\trequest=\"test.html\"\n\treceive=\"Test Page\"\n\
+             virtual=10.99.0.100:81\n\treal=10.99.0.3:80 gate\n\tservice=http\n\trequest=\"test.html\"\n\
+             \treceive=\"Test Page\"\n\tkeepalive=no\n",
+            e.path("ld.log").display()
+        ),
+    );
+    let c = cfg.to_str().unwrap().to_string();
+    assert_eq!(e.run(Some(&w.lb), &[&c, "start"]).status.code(), Some(0));
+    let _stop = Stopper {
+        e: &e,
+        ns: &w.lb,
+        cfg: c.clone(),
+    };
+    wait_table(&e, VS, &map(&[("10.99.0.2:80", 1)]), Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(4));
+    let (req2, acc2) = (
+        s2.total_hits(),
+        s2.accepts.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    let (req3, acc3) = (
+        s3.total_hits(),
+        s3.accepts.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert!(
+        req2 >= 4 && acc2 == 1,
+        "keepalive: {req2} checks over {acc2} connections"
+    );
+    assert!(
+        req3 >= 4 && acc3 == req3,
+        "keepalive=no: {req3} checks over {acc3} connections"
+    );
+    // the server dies: its connections close, the real leaves in time
+    s2.stop();
+    let took = wait_table(&e, VS, &BTreeMap::new(), LIMIT);
+    eprintln!("kept-alive server removed after {took:?}");
+    let s2 = fast("10.99.0.2");
+    wait_table(&e, VS, &map(&[("10.99.0.2:80", 1)]), LIMIT);
+    drop((s2, s3));
+}

@@ -472,6 +472,8 @@ pub struct Virtual {
     pub load: Option<String>,
     pub sslverify: bool,
     pub sslcafile: Option<PathBuf>,
+    /// Reuse one HTTP connection per real server between checks (extension).
+    pub keepalive: bool,
     pub reals: Vec<Real>,
 }
 
@@ -563,6 +565,7 @@ pub struct Config {
     pub maintenancedir_line: usize,
     pub sslverify: bool,
     pub sslcafile: Option<PathBuf>,
+    pub keepalive: bool,
     pub virtuals: Vec<Virtual>,
     pub warnings: Vec<Warning>,
 }

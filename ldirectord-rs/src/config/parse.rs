@@ -76,6 +76,7 @@ struct Globals {
     maintenancedir_line: usize,
     sslverify: bool,
     sslcafile: Option<PathBuf>,
+    keepalive: bool,
 }
 
 impl Default for Globals {
@@ -108,6 +109,7 @@ impl Default for Globals {
             maintenancedir_line: 0,
             sslverify: false,
             sslcafile: None,
+            keepalive: true,
         }
     }
 }
@@ -167,6 +169,7 @@ struct VRaw {
     load: Option<String>,
     sslverify: Option<bool>,
     sslcafile: Option<PathBuf>,
+    keepalive: Option<bool>,
     reals: Vec<Real>,
     /// per-real receive patterns to validate: (pattern, line)
     real_receives: Vec<(String, usize)>,
@@ -503,6 +506,7 @@ impl Parser<'_> {
                 self.g.maintenancedir_line = line;
             }
             "sslverify" => self.g.sslverify = self.yes_no(line, "sslverify", v)?,
+            "keepalive" => self.g.keepalive = self.yes_no(line, "keepalive", v)?,
             "sslcafile" => {
                 let f = maybe_quoted(v);
                 if !f.starts_with('/') {
@@ -783,6 +787,7 @@ impl Parser<'_> {
             load: None,
             sslverify: None,
             sslcafile: None,
+            keepalive: None,
             reals: Vec::new(),
             real_receives: Vec::new(),
         })
@@ -1107,6 +1112,7 @@ impl Parser<'_> {
             "servicename" => v.servicename = Some(val.to_string()),
             "comment" => v.comment = Some(val.to_string()),
             "sslverify" => v.sslverify = Some(self.yes_no(line, "sslverify", val)?),
+            "keepalive" => v.keepalive = Some(self.yes_no(line, "keepalive", val)?),
             "sslcafile" => {
                 let f = maybe_quoted(val);
                 if !f.starts_with('/') {
@@ -1344,10 +1350,11 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn finish(self) -> R<Config> {
-        let mut virtuals = Vec::with_capacity(self.vraw.len());
+    fn finish(mut self) -> R<Config> {
+        let vraw = std::mem::take(&mut self.vraw);
+        let mut virtuals = Vec::with_capacity(vraw.len());
         let mut warnings = self.warnings.clone();
-        for v in &self.vraw {
+        for v in vraw {
             virtuals.push(self.effective(v, &mut warnings)?);
         }
         let g = self.g;
@@ -1380,13 +1387,14 @@ impl Parser<'_> {
             maintenancedir_line: g.maintenancedir_line,
             sslverify: g.sslverify,
             sslcafile: g.sslcafile,
+            keepalive: g.keepalive,
             virtuals,
             warnings,
         })
     }
 
     /// Applies defaults (`ld_setup`) and validates one virtual service.
-    fn effective(&self, v: &VRaw, warnings: &mut Vec<Warning>) -> R<Virtual> {
+    fn effective(&self, mut v: VRaw, warnings: &mut Vec<Warning>) -> R<Virtual> {
         let g = &self.g;
         let proto_name = if v.protocol == Protocol::Udp {
             "udp"
@@ -1565,8 +1573,9 @@ impl Parser<'_> {
             comment: v.comment.clone(),
             load: v.load.clone(),
             sslverify: v.sslverify.unwrap_or(g.sslverify),
+            keepalive: v.keepalive.unwrap_or(g.keepalive),
             sslcafile: v.sslcafile.clone().or_else(|| g.sslcafile.clone()),
-            reals: v.reals.clone(),
+            reals: std::mem::take(&mut v.reals),
         };
         self.check_destinations(&vd)?;
         if negotiates && vd.service == Service::Dns {

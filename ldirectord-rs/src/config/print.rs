@@ -113,6 +113,7 @@ pub fn effective(cfg: &Config) -> String {
         let _ = writeln!(w, "maintenancedir={}", d.display());
     }
     let _ = writeln!(w, "sslverify={}", yn(cfg.sslverify));
+    let _ = writeln!(w, "keepalive={}", yn(cfg.keepalive));
     if let Some(f) = &cfg.sslcafile {
         let _ = writeln!(w, "sslcafile=\"{}\"", f.display());
     }
@@ -210,6 +211,7 @@ fn virtual_block(w: &mut String, v: &Virtual) {
         let _ = writeln!(w, "{t}comment={s}");
     }
     let _ = writeln!(w, "{t}sslverify={}", yn(v.sslverify));
+    let _ = writeln!(w, "{t}keepalive={}", yn(v.keepalive));
     if let Some(f) = &v.sslcafile {
         let _ = writeln!(w, "{t}sslcafile=\"{}\"", f.display());
     }

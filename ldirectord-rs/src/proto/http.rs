@@ -62,6 +62,12 @@ pub struct Http {
     chunk: Chunk,
     cursor: usize,
     body_total: usize,
+    /// ask for (and allow) a persistent connection
+    keepalive: bool,
+    /// the response may leave the connection open for the next check
+    persistent: bool,
+    /// the response ended by its framing (not by the connection closing)
+    complete: bool,
 }
 
 impl Http {
@@ -75,6 +81,7 @@ impl Http {
         virtualhost: Option<String>,
         path: String,
         receive: Option<Arc<Regex>>,
+        keepalive: bool,
     ) -> Http {
         let host_header = match (&virtualhost, rip) {
             (Some(h), _) => h.clone(),
@@ -101,7 +108,16 @@ impl Http {
             chunk: Chunk::Size,
             cursor: 0,
             body_total: 0,
+            keepalive,
+            persistent: false,
+            complete: false,
         }
+    }
+
+    /// After an outcome: the server will keep the connection open and the
+    /// response was read to its end, so the next check may reuse it.
+    pub fn reusable(&self) -> bool {
+        self.keepalive && self.persistent && self.complete && self.redirects == 0
     }
 
     /// The URL checked, for log lines (`http://IP:PORT/path`).
@@ -120,10 +136,15 @@ impl Http {
 
     pub fn request_bytes(&self) -> Vec<u8> {
         format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n",
+            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\n{}\r\n",
             self.method.as_str(),
             self.path,
-            self.host_header
+            self.host_header,
+            if self.keepalive {
+                ""
+            } else {
+                "Connection: close\r\n"
+            }
         )
         .into_bytes()
     }
@@ -136,6 +157,8 @@ impl Http {
         self.cursor = 0;
         self.body_total = 0;
         self.location = None;
+        self.persistent = false;
+        self.complete = false;
         Step::Send(self.request_bytes())
     }
 
@@ -158,9 +181,13 @@ impl Http {
             },
         };
         match self.framing {
-            Framing::None => self.finish(),
+            Framing::None => {
+                self.complete = true;
+                self.finish()
+            }
             Framing::Length(n) => {
                 if self.buf.len() - head_end >= n.min(MAX_BODY) && self.body_total >= n {
+                    self.complete = self.body_total == n;
                     self.finish()
                 } else {
                     Step::Wait
@@ -172,6 +199,7 @@ impl Http {
                     return Step::Done(o);
                 }
                 if self.chunk == Chunk::Done {
+                    self.complete = self.cursor == self.buf.len();
                     self.finish()
                 } else {
                     Step::Wait
@@ -221,6 +249,8 @@ impl Http {
         let mut length = None;
         let mut chunked = false;
         let mut location = None;
+        let mut conn_close = false;
+        let mut conn_keep = false;
         for l in lines {
             let Some((k, v)) = l.split_once(':') else {
                 continue;
@@ -232,6 +262,10 @@ impl Http {
                 chunked = v.to_ascii_lowercase().contains("chunked");
             } else if k.eq_ignore_ascii_case("location") {
                 location = Some(v.to_string());
+            } else if k.eq_ignore_ascii_case("connection") {
+                let v = v.to_ascii_lowercase();
+                conn_close |= v.contains("close");
+                conn_keep |= v.contains("keep-alive");
             }
         }
         if (100..200).contains(&code) {
@@ -240,6 +274,11 @@ impl Http {
             return self.parse_head();
         }
         self.status = code;
+        self.persistent = if proto == "HTTP/1.1" {
+            !conn_close
+        } else {
+            conn_keep && !conn_close
+        };
         self.status_line = if reason.is_empty() {
             code.to_string()
         } else {
@@ -461,6 +500,7 @@ mod tests {
             Some("www.funbsd.net".into()),
             "/test.html".into(),
             receive.map(|r| Arc::new(Regex::new(r).unwrap())),
+            false,
         )
     }
 
@@ -616,6 +656,7 @@ mod tests {
             None,
             "/".into(),
             None,
+            false,
         );
         let Step::Send(req) = h.start() else { panic!() };
         assert!(req.starts_with(b"HEAD / HTTP/1.1\r\nHost: [2001:db8::2]\r\n"));
@@ -623,6 +664,64 @@ mod tests {
             h.data(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"),
             Step::Done(Outcome::up("200 OK"))
         );
+    }
+
+    #[test]
+    fn keepalive_reuse_rules() {
+        let mk = || {
+            Http::new(
+                HttpMethod::Get,
+                "10.0.0.2".parse().unwrap(),
+                80,
+                false,
+                None,
+                "/".into(),
+                None,
+                true,
+            )
+        };
+        let mut h = mk();
+        let Step::Send(req) = h.start() else { panic!() };
+        assert!(!String::from_utf8(req).unwrap().contains("Connection:"));
+        assert_eq!(
+            h.data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            Step::Done(Outcome::up("200 OK"))
+        );
+        assert!(h.reusable(), "HTTP/1.1 with a length: the connection stays");
+        h.start();
+        h.data(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+        assert!(!h.reusable(), "the server closes it");
+        h.start();
+        h.data(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert!(!h.reusable(), "HTTP/1.0 without keep-alive");
+        h.start();
+        h.data(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok");
+        assert!(h.reusable());
+        h.start();
+        h.data(b"HTTP/1.1 200 OK\r\n\r\nbody until close");
+        h.eof();
+        assert!(!h.reusable(), "a body ended by close");
+        h.start();
+        h.data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA");
+        assert!(!h.reusable(), "bytes after the response");
+        let mut off = Http::new(
+            HttpMethod::Get,
+            "10.0.0.2".parse().unwrap(),
+            80,
+            false,
+            None,
+            "/".into(),
+            None,
+            false,
+        );
+        let Step::Send(req) = off.start() else {
+            panic!()
+        };
+        assert!(String::from_utf8(req)
+            .unwrap()
+            .contains("Connection: close\r\n"));
+        off.data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert!(!off.reusable(), "keepalive=no never reuses");
     }
 
     #[test]
