@@ -238,6 +238,7 @@ pub struct Runner {
     pool: Vec<Option<Idle>>,
     pooled: usize,
     pool_cap: usize,
+    ticks: u64,
     /// the events of one poll (reused)
     ready: Vec<(Token, Ready)>,
 }
@@ -300,6 +301,7 @@ impl Runner {
             pool: Vec::new(),
             pooled: 0,
             pool_cap: nofile_limit().saturating_sub(1024) / 2,
+            ticks: 0,
         })
     }
 
@@ -1245,6 +1247,11 @@ impl Runner {
             }
         }
         self.engine.resend_alerts(now_epoch() as u64);
+        // give back what bursts of checks left free in the heap
+        self.ticks += 1;
+        if self.ticks % 10 == 0 {
+            trim_heap();
+        }
         if self.backend.is_none() && self.backend_error.is_some() && self.open_backend() {
             // IPVS came back: bring everything in line
             self.reconcile_all(None);

@@ -313,3 +313,17 @@ fn supervised_runs_in_the_foreground_logging_to_stdout() {
         "{s}"
     );
 }
+
+#[test]
+fn the_shipped_sample_configuration_is_valid() {
+    let e = Env::new();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/ha.d/ldirectord.cf");
+    let o = e.run(None, &["-t", sample]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let out = text(&o).0;
+    assert!(out.contains("virtual=192.168.136.10:80\n"), "{out}");
+    for r in ["101", "102", "103"] {
+        assert!(out.contains(&format!("\treal=192.168.136.{r}:80 ipip 1\n")), "{out}");
+    }
+    assert!(out.contains("\tvirtualhost=www.funbsd.net\n"));
+}
