@@ -3,8 +3,8 @@
 //! A [`Medium`] turns a [`Message`] into its wire form and sends it, and
 //! turns what arrives into verified messages (or errors naming the sender).
 //! The core never sees a medium: it only knows link indexes. The UDP media
-//! of 3.0.6 are here; a serial medium (classic frames on a tty) implements
-//! the same trait.
+//! of 3.0.6 are here; the serial medium (classic frames on a tty,
+//! [`super::serial`]) implements the same trait.
 //!
 //! UDP details follow 3.0.6: `bcast IF` sends to IF's broadcast address from
 //! an ephemeral port of a separate socket (SO_BROADCAST, SO_DONTROUTE,
@@ -95,11 +95,10 @@ pub fn open(kind: &MediumKind) -> Result<Option<Box<dyn Medium>>, String> {
             )
             .map_err(|e| format!("mcast6 {iface} {group}: {e}"))?,
         ))),
-        MediumKind::Serial { device, .. } => Err(format!(
-            "serial {}: the serial medium is not supported by this heartbeatd build yet; \
-             remove the serial line (the UDP media work as before)",
-            device.display()
-        )),
+        MediumKind::Serial { device, baud } => Ok(Some(Box::new(
+            super::serial::Serial::open(device, *baud)
+                .map_err(|e| format!("serial {}: {e}", device.display()))?,
+        ))),
     }
 }
 

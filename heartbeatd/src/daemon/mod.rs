@@ -15,6 +15,7 @@ pub mod agents;
 mod clients;
 pub mod log;
 pub mod media;
+pub mod serial;
 pub mod state;
 mod sys;
 
