@@ -14,6 +14,7 @@ pub mod ipvs_vm;
 pub mod netns;
 pub mod pkg;
 pub mod proc;
+pub mod serialwire;
 pub mod servers;
 
 pub use netns::{veth, Netns};
