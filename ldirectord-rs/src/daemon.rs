@@ -431,7 +431,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 }
 
 /// Runs `ldirectord NAME CMD` for each `execute=` instance (`ld_cmd_children`).
-fn cmd_children(execute: &[String], cmd: &str, logger: &Logger) {
+pub fn cmd_children(execute: &[String], cmd: &str, logger: &Logger) {
     let Ok(me) = std::env::current_exe() else {
         return;
     };
@@ -500,7 +500,6 @@ fn start(
         }
         Err((e, _)) => Err(e.perl_format(std::process::id())),
     });
-    let execute_cfg = cfg.execute.clone();
     let opts = Options {
         config_path: path,
         cfgname: name,
@@ -519,7 +518,7 @@ fn start(
         let _ = w.write_all(b"R");
     }
     let _exit = runner.run();
-    cmd_children(&execute_cfg, "stop", &logger);
+    cmd_children(&runner.execute(), "stop", &logger);
     if !foreground {
         let _ = std::fs::remove_file(&pidfile);
     }

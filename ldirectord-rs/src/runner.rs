@@ -1199,6 +1199,29 @@ impl Runner {
             }
         };
         self.engine.status = Status::Reloading;
+        // other instances (execute=): stop the removed ones, reload the kept
+        // ones, start the new ones (ld_cmd_children)
+        let old_exec = &self.engine.cfg.execute;
+        let gone: Vec<String> = old_exec
+            .iter()
+            .filter(|c| !cfg.execute.contains(c))
+            .cloned()
+            .collect();
+        let kept: Vec<String> = cfg
+            .execute
+            .iter()
+            .filter(|c| old_exec.contains(c))
+            .cloned()
+            .collect();
+        let new: Vec<String> = cfg
+            .execute
+            .iter()
+            .filter(|c| !old_exec.contains(c))
+            .cloned()
+            .collect();
+        crate::daemon::cmd_children(&gone, "stop", &self.logger);
+        crate::daemon::cmd_children(&kept, "reload_or_start", &self.logger);
+        crate::daemon::cmd_children(&new, "start", &self.logger);
         self.cancel_all();
         let old: Vec<crate::config::Virtual> = self.engine.cfg.virtuals.clone();
         let sink = Logger::sink_for(&cfg.logfile, self.opts.debug, cfg.supervised);
@@ -1370,6 +1393,11 @@ impl Runner {
                 self.reload();
             }
         }
+    }
+
+    /// The other instances this configuration runs (`execute=`).
+    pub fn execute(&self) -> Vec<String> {
+        self.engine.cfg.execute.clone()
     }
 
     /// Number of checks running right now (benchmarks, tests).

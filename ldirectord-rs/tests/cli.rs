@@ -323,7 +323,83 @@ fn the_shipped_sample_configuration_is_valid() {
     let out = text(&o).0;
     assert!(out.contains("virtual=192.168.136.10:80\n"), "{out}");
     for r in ["101", "102", "103"] {
-        assert!(out.contains(&format!("\treal=192.168.136.{r}:80 ipip 1\n")), "{out}");
+        assert!(
+            out.contains(&format!("\treal=192.168.136.{r}:80 ipip 1\n")),
+            "{out}"
+        );
     }
     assert!(out.contains("\tvirtualhost=www.funbsd.net\n"));
+}
+
+#[test]
+fn execute_starts_and_stops_other_instances() {
+    let e = Env::new();
+    std::fs::create_dir_all(e.path("ha.d")).unwrap();
+    let log = e.path("ld.log");
+    std::fs::write(
+        e.path("ha.d/other.cf"),
+        format!(
+            "logfile=\"{}\"\nvirtual=10.0.0.9:80\n\treal=10.0.0.2:80 gate\n\tchecktype=on\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let main = e.write(
+        "main.cf",
+        &format!(
+            "logfile=\"{}\"\nexecute=other.cf\nvirtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tchecktype=on\n",
+            log.display()
+        ),
+    );
+    let m = main.to_str().unwrap();
+    assert_eq!(e.run(None, &[m, "start"]).status.code(), Some(0));
+    let mut pids = vec![e.pid_of("main.cf").unwrap()];
+    let _reaper = Reaper(pids.clone());
+    within(Duration::from_secs(5), || e.pid_of("other.cf").is_some())
+        .expect("the execute= instance was started");
+    pids.push(e.pid_of("other.cf").unwrap());
+    let _reaper2 = Reaper(pids.clone());
+    within(Duration::from_secs(5), || {
+        e.dests().contains_key("TCP 10.0.0.1:80") && e.dests().contains_key("TCP 10.0.0.9:80")
+    })
+    .unwrap_or_else(|| panic!("both services: {:?}", e.dests()));
+    assert_eq!(e.run(None, &[m, "stop"]).status.code(), Some(0));
+    within(Duration::from_secs(5), || {
+        e.pid_of("main.cf").is_none() && e.pid_of("other.cf").is_none()
+    })
+    .expect("both instances stopped");
+    assert!(e.dests().is_empty(), "{:?}", e.dests());
+}
+
+#[test]
+fn init_script_delegates_to_the_daemon() {
+    let e = Env::new();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/ldirectord.init");
+    let cfg = e.write(
+        "i.cf",
+        "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tchecktype=on\n",
+    );
+    let run = |action: &str| {
+        let mut c = std::process::Command::new("sh");
+        c.arg(script)
+            .arg(action)
+            .env("LDIRECTORD", BIN)
+            .env("CONFIG_FILE", &cfg)
+            .env("LDIRECTORD_RUNDIR", e.path("run"))
+            .env(
+                "HANET_IPVS_BACKEND",
+                format!("file:{}", e.table_path().display()),
+            );
+        c.output().unwrap()
+    };
+    let o = run("status");
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    assert_eq!(
+        text(&o).0,
+        format!("ldirectord is stopped for {}\n", cfg.display())
+    );
+    let o = run("check");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).0.contains("virtual=10.0.0.1:80"));
+    assert_eq!(run("bogus").status.code(), Some(2));
 }

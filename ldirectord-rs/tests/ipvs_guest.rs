@@ -126,7 +126,8 @@ fn ld(args: &[&str]) -> std::process::Output {
 }
 
 const VS: &str = "TCP 10.99.0.100:80";
-const LIMIT: Duration = Duration::from_secs(4);
+/// checkinterval + checktimeout + 2 s of slack for a loaded machine
+const LIMIT: Duration = Duration::from_secs(5);
 
 fn config(quiescent: bool) -> String {
     format!(

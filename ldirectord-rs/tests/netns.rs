@@ -67,9 +67,9 @@ fn wait_table(e: &Env, key: &str, want: &BTreeMap<String, u32>, limit: Duration)
     })
 }
 
-/// Removal within checkinterval + checktimeout (+1 s for the test's own
-/// polling and a loaded CI machine).
-const LIMIT: Duration = Duration::from_secs(1 + 2 + 1);
+/// Removal within checkinterval + checktimeout (+2 s for the test's own
+/// polling and a loaded 2-core CI machine running other tests).
+const LIMIT: Duration = Duration::from_secs(1 + 2 + 2);
 
 #[test]
 fn http_reals_go_and_come_back_blackhole_fallback_and_reload() {
@@ -143,7 +143,7 @@ fn http_reals_go_and_come_back_blackhole_fallback_and_reload() {
     let checks = s2.hits_for("10.99.0.2".parse().unwrap()) - before;
     let elapsed = took + Duration::from_secs(4);
     assert!(
-        checks as f64 >= elapsed.as_secs_f64() - 2.0,
+        checks as f64 >= elapsed.as_secs_f64() - 2.5,
         "10.99.0.2 was checked {checks} times in {elapsed:?} while 10.99.0.4 hung: \
          the black hole delayed the other checks"
     );
