@@ -5,7 +5,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::engine::Mail;
@@ -38,24 +39,39 @@ pub fn message(m: &Mail, from: &str) -> String {
     )
 }
 
-/// Sends `m` in the background; failures are logged like the Perl daemon's.
+type Job = (Mail, Arc<Logger>);
+
+/// Sends `m` in the background, one mail after the other from a single
+/// thread (a burst of alerts does not make a burst of threads); failures
+/// are logged like the Perl daemon's.
 pub fn send_async(m: Mail, logger: Arc<Logger>) {
-    let r = std::thread::Builder::new()
-        .name("emailalert".into())
-        .spawn(move || {
-            let host = hostname();
-            let r = match &m.smtp {
-                Some(server) => send_smtp(server, &m, &host)
-                    .map_err(|e| format!("failed to send SMTP email message ({e})")),
-                None => send_sendmail(&m, &host)
-                    .map_err(|e| format!("failed to send email message ({e})")),
-            };
-            if let Err(e) = r {
-                logger.log(&e);
-            }
-        });
-    if r.is_err() {
-        // no thread: nothing else to do
+    static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    let q = QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        let _ = std::thread::Builder::new()
+            .name("emailalert".into())
+            .spawn(move || {
+                let host = hostname();
+                for (m, logger) in rx {
+                    let r = match &m.smtp {
+                        Some(server) => send_smtp(server, &m, &host)
+                            .map_err(|e| format!("failed to send SMTP email message ({e})")),
+                        None => send_sendmail(&m, &host)
+                            .map_err(|e| format!("failed to send email message ({e})")),
+                    };
+                    if let Err(e) = r {
+                        logger.log(&e);
+                    }
+                }
+            });
+        Mutex::new(tx)
+    });
+    let sent = q
+        .lock()
+        .map(|tx| tx.send((m, logger.clone())).is_ok())
+        .unwrap_or(false);
+    if !sent {
+        logger.log("failed to send email message (no mail thread)");
     }
 }
 

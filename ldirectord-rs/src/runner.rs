@@ -1231,6 +1231,8 @@ impl Runner {
         self.engine = Engine::new(Arc::new(cfg), &table, Instant::now(), &host);
         self.engine.status = Status::Reloading;
         self.maint = Maintenance::default();
+        // the file just read is the new baseline for autoreload/callback
+        self.watch = FileWatch::new(&self.opts.config_path);
         self.reconcile_all(Some(&old));
         self.engine.status = Status::Running;
     }

@@ -403,3 +403,47 @@ fn init_script_delegates_to_the_daemon() {
     assert!(text(&o).0.contains("virtual=10.0.0.1:80"));
     assert_eq!(run("bogus").status.code(), Some(2));
 }
+
+#[test]
+fn autoreload_and_callback() {
+    let e = Env::new();
+    let log = e.path("ld.log");
+    let cb = e.write(
+        "cb.sh",
+        &format!("#!/bin/sh\necho \"$@\" >> {}\n", e.path("cb.out").display()),
+    );
+    lab::run_ok(std::process::Command::new("chmod").args(["755", cb.to_str().unwrap()]));
+    let text_for = |w: u32| {
+        format!(
+            "logfile=\"{}\"\nautoreload=yes\ncallback=\"{}\"\ncheckinterval=1\n\
+             virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate {w}\n\tchecktype=on\n",
+            log.display(),
+            cb.display()
+        )
+    };
+    let cfg = e.write("auto.cf", &text_for(1));
+    let c = cfg.to_str().unwrap();
+    assert_eq!(e.run(None, &[c, "start"]).status.code(), Some(0));
+    let _reaper = Reaper(vec![e.pid_of("auto.cf").unwrap()]);
+    within(Duration::from_secs(5), || {
+        e.service("TCP 10.0.0.1:80") == map(&[("10.0.0.2:80", 1)])
+    })
+    .expect("started");
+    std::thread::sleep(Duration::from_millis(1100)); // a new mtime second
+    std::fs::write(&cfg, text_for(7)).unwrap();
+    within(Duration::from_secs(5), || {
+        e.service("TCP 10.0.0.1:80") == map(&[("10.0.0.2:80", 7)])
+    })
+    .unwrap_or_else(|| panic!("not reloaded: {:?}\n{}", e.dests(), e.read("ld.log")));
+    let l = e.read("ld.log");
+    assert!(
+        l.contains(&format!("Configuration file '{c}' has changed on disk")),
+        "{l}"
+    );
+    assert!(l.contains(" - reread new configuration"), "{l}");
+    within(Duration::from_secs(3), || {
+        e.read("cb.out") == format!("{c}\n")
+    })
+    .unwrap_or_else(|| panic!("callback: {:?}", e.read("cb.out")));
+    assert_eq!(e.run(None, &[c, "stop"]).status.code(), Some(0));
+}
