@@ -72,7 +72,7 @@ fn frame_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Result<Vec<u8>, WireErr
 }
 
 /// `k=v` tokens of a listing line after `after`, up to a `(` or the end.
-fn listed(line: &str, after: &str) -> Vec<(String, String)> {
+fn listed(line: &str, after: &str) -> Fields {
     let rest = &line[line.find(after).unwrap() + after.len()..];
     let rest = rest.split("  (").next().unwrap();
     rest.split_whitespace()
@@ -87,11 +87,14 @@ fn check_fields(what: &str, msg: &Message, fields: &[(String, String)]) {
     }
 }
 
+/// `k=v` pairs listed for a frame.
+type Fields = Vec<(String, String)>;
+
 struct Stream {
     name: String,
     bytes: Vec<u8>,
     /// (start, end, listed fields)
-    frames: Vec<(usize, usize, Vec<(String, String)>)>,
+    frames: Vec<(usize, usize, Fields)>,
 }
 
 fn startup_streams() -> Vec<Stream> {
@@ -174,7 +177,7 @@ struct Case {
     context: Vec<u8>,
     offset: usize,
     /// (len, verdict "ok" | "BAD/none" | "UNPARSABLE", fields)
-    frames: Vec<(usize, String, Vec<(String, String)>)>,
+    frames: Vec<(usize, String, Fields)>,
     observed: String,
 }
 

@@ -108,6 +108,7 @@ struct State {
 
 /// A running simulated null-modem cable. See the module doc.
 pub struct SerialCable {
+    started: Instant,
     links: [PathBuf; 2],
     devices: [PathBuf; 2],
     baud: Option<u32>,
@@ -158,6 +159,7 @@ impl SerialCable {
         }
         let (wake_r, wake_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).expect("serialwire: pipe");
+        let started = Instant::now();
         let state = Arc::new(Mutex::new(State {
             mode: CableMode::Heal,
             stop: false,
@@ -173,15 +175,16 @@ impl SerialCable {
             state: Arc::clone(&state),
             bps: baud.map(|b| f64::from(b) / 10.0),
             queues: [VecDeque::new(), VecDeque::new()],
-            free_at: [Instant::now(), Instant::now()],
+            free_at: [started, started],
             full_since: [None, None],
-            start: Instant::now(),
+            start: started,
         };
         let thread = std::thread::Builder::new()
             .name("serialwire".into())
             .spawn(move || relay.run())
             .expect("serialwire: spawn relay thread");
         SerialCable {
+            started,
             links,
             devices: [na, nb],
             baud,
@@ -199,6 +202,11 @@ impl SerialCable {
     /// The pty slave behind the link (`/dev/pts/N`).
     pub fn device(&self, side: Side) -> &Path {
         &self.devices[side.index()]
+    }
+
+    /// The moment capture times count from.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     pub fn baud(&self) -> Option<u32> {

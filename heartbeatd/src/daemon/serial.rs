@@ -516,6 +516,15 @@ impl Drop for LineLock {
     }
 }
 
+/// strerror(3) of `e`, as 3.0.6 prints it.
+fn strerror(e: Errno) -> String {
+    let s = io::Error::from(e).to_string();
+    match s.rfind(" (os error ") {
+        Some(p) => s[..p].to_owned(),
+        None => s,
+    }
+}
+
 fn process_exists(pid: i32) -> bool {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) => true,
@@ -565,17 +574,17 @@ pub fn open_port(device: &Path, baud: u32, lock_dir: &Path) -> Result<OwnedFd, S
         OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("cannot open the serial port: {}", e.desc()))?;
+    .map_err(|e| format!("cannot open the serial port: {}", strerror(e)))?;
     let mut t = termios::tcgetattr(&fd).map_err(|e| {
         format!(
             "cannot get tty attributes: {} (not a terminal; a serial port is a tty such as \
              /dev/ttyS0 or /dev/ttyUSB0)",
-            e.desc()
+            strerror(e)
         )
     })?;
-    configure(&mut t, speed).map_err(|e| format!("cannot set the speed: {}", e.desc()))?;
+    configure(&mut t, speed).map_err(|e| format!("cannot set the speed: {}", strerror(e)))?;
     termios::tcsetattr(&fd, SetArg::TCSANOW, &t)
-        .map_err(|e| format!("cannot set tty attributes: {}", e.desc()))?;
+        .map_err(|e| format!("cannot set tty attributes: {}", strerror(e)))?;
     // "For good measure", and to make the other side flush (a no-op on a
     // pty; 0.25-0.5 s on a real port).
     let _ = termios::tcflush(&fd, FlushArg::TCIOFLUSH);
@@ -625,7 +634,7 @@ impl Serial {
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
-        .map_err(|e| format!("timerfd: {}", e.desc()))?;
+        .map_err(|e| format!("timerfd: {}", strerror(e)))?;
         Ok(Serial {
             name: device.display().to_string(),
             path: device.to_path_buf(),
@@ -725,7 +734,7 @@ impl Serial {
         match end {
             WriteEnd::Done => {}
             WriteEnd::HangUp(e) => {
-                self.hang_up(now, &format!("TTY write failure ({})", e.desc()));
+                self.hang_up(now, &format!("TTY write failure ({})", strerror(e)));
                 return;
             }
             WriteEnd::Failed(e) => {
@@ -733,7 +742,7 @@ impl Serial {
                 self.report = Some(format!(
                     "TTY write failure on [{}]: {} ({n} bytes of a frame dropped)",
                     self.name,
-                    e.desc()
+                    strerror(e)
                 ));
             }
         }
@@ -778,7 +787,7 @@ impl Serial {
             None => self.timer.unset(),
         };
         if let Err(e) = res {
-            self.report = Some(format!("timerfd: {}", e.desc()));
+            self.report = Some(format!("timerfd: {}", strerror(e)));
         }
     }
 
@@ -854,7 +863,7 @@ impl Medium for Serial {
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR) => {}
                     Err(e) => {
-                        hung_up = Some(format!("read error ({})", e.desc()));
+                        hung_up = Some(format!("read error ({})", strerror(e)));
                         break;
                     }
                 }
