@@ -8,6 +8,7 @@ use std::process::ExitCode;
 mod bench_agents;
 mod bench_ipvs;
 mod bench_ldirectord;
+mod demo;
 
 type Bench = fn(&[String]) -> anyhow::Result<()>;
 
@@ -38,6 +39,7 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(&args[1..]),
         Some("bench") => match args.get(1) {
             Some(name) => match BENCHES.iter().find(|(n, _, _)| n == name) {
                 Some((_, _, f)) => f(&args[2..]),
