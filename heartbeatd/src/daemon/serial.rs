@@ -89,6 +89,9 @@ pub const MAX_QUEUED: usize = 2 * MAX_MSG;
 pub const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 /// The write-timeout warning is reported at most this often (RTS_WARNTIME).
 const TIMEOUT_REPORT_INTERVAL: Duration = Duration::from_secs(3600);
+/// Bytes read per event at most; more waiting is read on the next round of
+/// the loop (a port that never stops talking cannot starve the daemon).
+pub const READ_BUDGET: usize = 64 * 1024;
 /// Where UUCP lock files live.
 pub const LOCK_DIR: &str = "/var/lock";
 
@@ -611,6 +614,8 @@ pub struct Serial {
     /// Something to tell through the next `send` error.
     report: Option<String>,
     timeout_reported: Option<Instant>,
+    /// The read budget ran out with bytes possibly still waiting.
+    more_to_read: bool,
     buf: Vec<u8>,
 }
 
@@ -648,6 +653,7 @@ impl Serial {
             reopen_at: None,
             report: None,
             timeout_reported: None,
+            more_to_read: false,
             buf: vec![0; 16384],
         })
     }
@@ -769,10 +775,12 @@ impl Serial {
     /// Sets the timer to the next moment something must happen without an
     /// event from the port.
     fn arm_timer(&mut self, now: Instant) {
-        let due = if self.port.is_some() {
-            self.queue.deadline()
-        } else {
+        let due = if self.port.is_none() {
             self.reopen_at
+        } else if self.more_to_read {
+            Some(now)
+        } else {
+            self.queue.deadline()
         };
         let res = match due {
             Some(t) => {
@@ -852,14 +860,24 @@ impl Medium for Serial {
         }
         let mut frames = Vec::new();
         let mut hung_up = None;
+        self.more_to_read = false;
         if let Some(fd) = self.port.as_ref() {
+            let mut budget = READ_BUDGET;
             loop {
-                match nix::unistd::read(fd, &mut self.buf) {
+                if budget == 0 {
+                    self.more_to_read = true;
+                    break;
+                }
+                let room = self.buf.len().min(budget);
+                match nix::unistd::read(fd, &mut self.buf[..room]) {
                     Ok(0) => {
                         hung_up = Some("EOF (hang-up) while reading".to_owned());
                         break;
                     }
-                    Ok(n) => self.framer.push(&self.buf[..n], &mut frames),
+                    Ok(n) => {
+                        budget -= n;
+                        self.framer.push(&self.buf[..n], &mut frames);
+                    }
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR) => {}
                     Err(e) => {
