@@ -152,13 +152,20 @@ fn real_3_0_6_primary_with_heartbeatd_backup_over_serial_only() {
     let real = HbPeer::start(&w.a, "alpha", &conf_real, &alpha_state, false);
     assert!(real_sees(&real, "beta", "active"), "{}", logs(&real, &ours));
     w.wait_owners(&["alpha"], 40, || logs(&real, &ours));
+    // (the standby handshake of the failback ends with the real node's word)
+    lab::wait_until(Duration::from_secs(20), || {
+        ours.log()
+            .contains("Other node completed standby takeover")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("failback handshake not completed\n{}", logs(&real, &ours)));
     let log = real.log();
     assert!(real_complaints(&log).is_empty(), "{}", logs(&real, &ours));
-    // Stop the real node before the cable goes (a pty hang-up makes 3.0.6
-    // spin on EOF).
+    // Ours stops while the real node still runs; the real node goes before
+    // the cable does (a pty hang-up makes 3.0.6 spin on EOF).
+    assert!(ours.stop(Duration::from_secs(20)), "{}", logs(&real, &ours));
     let mut real = real;
     real.kill();
-    assert!(ours.stop(Duration::from_secs(20)), "{}", logs(&real, &ours));
 }
 
 #[test]
