@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 mod bench_agents;
+mod bench_heartbeat;
 mod bench_ipvs;
 mod bench_ldirectord;
 mod demo;
@@ -17,6 +18,10 @@ const BENCHES: &[(&str, &str, Bench)] = &[(
     "agents",
     "IPaddr monitor/meta-data/start+stop: ours vs resource-agents' IPaddr2",
     bench_agents::run,
+), (
+    "heartbeat",
+    "crash takeover, graceful handover, idle footprint: heartbeatd vs the real heartbeat 3.0.6",
+    bench_heartbeat::run,
 ), (
     "ipvs",
     "10 000 IPVS destination edits in the real-IPVS guest: hanet vs one ipvsadm process per edit",
