@@ -562,8 +562,10 @@ impl Agent for IpAddrAgent {
             // Starting a started VIP succeeds and announces it again: after
             // a split brain the node that keeps the address must win the
             // neighbours' ARP caches back (heartbeatd re-runs start for it).
-            ctx.log
-                .info(&format!("{} is already on {}: announcing it again", cfg.ip, pl.nic));
+            ctx.log.info(&format!(
+                "{} is already on {}: announcing it again",
+                cfg.ip, pl.nic
+            ));
             self.stop_announcer(cfg.ip, ctx)?;
             return self.announce(cfg, &pl, ctx);
         }
