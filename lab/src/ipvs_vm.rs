@@ -360,7 +360,19 @@ pub fn image() -> Result<Image, GuestError> {
 
 fn build_image() -> Result<Image, GuestError> {
     crate::ensure_packages(HOST_PACKAGES);
-    let version = uml_candidate()?;
+    match build_image_with(uml_candidate()?) {
+        // apt's package lists can be older than the mirror (the version they
+        // name is gone from the pool: 404): refresh them and try once more.
+        Err(GuestError::Build(e)) if e.contains("apt-get") && e.contains("download") => {
+            eprintln!("lab::ipvs_vm: download failed, refreshing apt's lists: {e}");
+            let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+            build_image_with(uml_candidate()?)
+        }
+        r => r,
+    }
+}
+
+fn build_image_with(version: String) -> Result<Image, GuestError> {
     let mut key = fnv(INIT.as_bytes(), 0xcbf29ce484222325);
     key = fnv(
         format!("{IMAGE_FORMAT} {BOOT_MODULES:?} {SHIPPED_MODULES:?}").as_bytes(),
