@@ -1040,6 +1040,7 @@ impl Node {
             );
             self.send_resources_held(true, None);
             self.audit_resources();
+            self.shutdown_if_needed();
         }
         let due: Vec<u8> = self
             .rsc
@@ -1104,13 +1105,15 @@ impl Node {
             return;
         }
         if self.rsc.shutdown_in_progress {
-            match self.rsc.state {
-                RState::Shutdown | RState::Stable => return,
-                _ => {
-                    self.giveup_resources();
-                    return;
-                }
+            // A dead peer is in no transition we could wait for: a release
+            // delayed for it goes ahead now (not after the 30 s cap).
+            self.rsc.other_is_stable = true;
+            self.rsc.other_holds = 0;
+            self.rsc.takeover_in_progress = false;
+            if self.rsc.state != RState::Shutdown {
+                self.giveup_resources();
             }
+            return;
         }
         self.rsc.rsc_needs_failback = true;
         let name = self.mem.peers[idx].name.clone();

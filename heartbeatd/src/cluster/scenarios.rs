@@ -381,3 +381,125 @@ fn heavy_loss_with_false_deaths_still_converges_to_one_owner_per_group() {
         );
     }
 }
+
+/// `heartbeatd -k` at any moment of the failback handshake, then the peer
+/// dies: nothing is left to wait for, so the node gives up what it holds
+/// and exits at once (not after the 30 s cap on a delayed shutdown).
+#[test]
+fn stop_during_failback_then_peer_death_still_exits_promptly() {
+    for step in 0..60u32 {
+        let mut sim = pair(AutoFailback::On);
+        settle(&mut sim);
+        sim.power_off(A);
+        sim.run(secs(3.0));
+        sim.start(A);
+        sim.run(secs(0.1 * f64::from(step)));
+        sim.command(A, Command::Shutdown);
+        sim.run(secs(0.2));
+        sim.power_off(B);
+        sim.run(secs(5.0));
+        assert!(
+            sim.exited(A),
+            "shutdown {:.1} s after the restart: still running\n{}",
+            0.1 * f64::from(step),
+            sim.dump(A)
+        );
+        for r in [VIP, "svc", "web"] {
+            assert!(!sim.running(A, r), "{r} left running on alpha");
+        }
+    }
+}
+
+/// The returning owner dies at any moment of the failback handshake: the
+/// other node takes everything back, and a later stop still hands over and
+/// exits at once.
+#[test]
+fn owner_death_during_failback_then_stop_exits_promptly() {
+    for step in 0..60u32 {
+        let mut sim = pair(AutoFailback::On);
+        settle(&mut sim);
+        sim.power_off(A);
+        sim.run(secs(3.0));
+        sim.start(A);
+        sim.run(secs(0.1 * f64::from(step)));
+        sim.power_off(A);
+        sim.run(secs(3.0));
+        let at = 0.1 * f64::from(step);
+        for r in [VIP, "svc", "web"] {
+            assert_eq!(
+                sim.owners(r),
+                vec![B],
+                "{r}, death {at:.1} s after the restart\n{}",
+                sim.dump(B)
+            );
+        }
+        sim.command(B, Command::Shutdown);
+        sim.run(secs(5.0));
+        assert!(
+            sim.exited(B),
+            "death {at:.1} s after the restart: beta still running\n{}",
+            sim.dump(B)
+        );
+    }
+}
+
+/// The node giving a group back is stopped at any moment of the failback
+/// handshake: it finishes the handshake, hands over the rest and exits; the
+/// returning owner ends up with everything.
+#[test]
+fn stop_of_the_giver_during_failback_hands_everything_over() {
+    for step in 0..60u32 {
+        let mut sim = pair(AutoFailback::On);
+        settle(&mut sim);
+        sim.power_off(A);
+        sim.run(secs(3.0));
+        sim.start(A);
+        sim.run(secs(0.1 * f64::from(step)));
+        sim.command(B, Command::Shutdown);
+        sim.run(secs(8.0));
+        let at = 0.1 * f64::from(step);
+        assert!(
+            sim.exited(B),
+            "stop {at:.1} s after the restart: beta still running\n{}",
+            sim.dump(B)
+        );
+        for r in [VIP, "svc", "web"] {
+            assert_eq!(
+                sim.owners(r),
+                vec![A],
+                "{r}, stop {at:.1} s after the restart\n{}\n{}",
+                sim.dump(A),
+                sim.dump(B)
+            );
+        }
+    }
+}
+
+/// The giver is stopped during the failback handshake and the returning
+/// owner dies right after: the giver does not wait for a dead peer.
+#[test]
+fn stop_of_the_giver_then_death_of_the_owner_exits_promptly() {
+    for step in 0..60u32 {
+        for gap in [0.05, 0.2, 0.5] {
+            let mut sim = pair(AutoFailback::On);
+            settle(&mut sim);
+            sim.power_off(A);
+            sim.run(secs(3.0));
+            sim.start(A);
+            sim.run(secs(0.1 * f64::from(step)));
+            sim.command(B, Command::Shutdown);
+            sim.run(secs(gap));
+            sim.power_off(A);
+            sim.run(secs(5.0));
+            let at = 0.1 * f64::from(step);
+            assert!(
+                sim.exited(B),
+                "stop {at:.1} s after the restart, death {gap} s later: beta still running\n{}",
+                sim.dump(B)
+            );
+            for r in [VIP, "svc", "web"] {
+                assert!(!sim.running(B, r), "{r} left running on beta");
+            }
+        }
+    }
+}
