@@ -65,7 +65,14 @@ pub fn make_realtime(prio: Option<i32>, log: &Logger) {
                 &format!("Realtime scheduling: SCHED_FIFO priority {p}"),
             );
         }
-        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) < 0 {
+        // MCL_ONFAULT (Linux 4.4+): lock every page we touch, as it is
+        // touched, instead of faulting in the whole of libc and the binary
+        // up front (that alone is megabytes of RSS nobody runs). Pages of the
+        // paths heartbeat walks every keepalive are touched in the first
+        // seconds and stay locked. Older kernels refuse the flag: lock it all.
+        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) < 0
+            && libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) < 0
+        {
             let e = io::Error::last_os_error();
             log.log(
                 Level::Warn,
