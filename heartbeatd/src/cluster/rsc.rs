@@ -298,6 +298,10 @@ pub(super) struct Resources {
     standby_rsctype: u8,
     rsc_needs_failback: bool,
     rsc_needs_shutdown: bool,
+    /// The other node announced it is giving everything up (its
+    /// `resource` message with `info=shutdown`), its `shutdone` not yet in:
+    /// a handover, not an ownerless cluster.
+    other_shutting_down: bool,
     pub(super) shutdown_in_progress: bool,
     resource_shutdown_started: bool,
     shutdown_requested_at: Option<Duration>,
@@ -333,6 +337,7 @@ impl Resources {
             standby_rsctype: ALL,
             rsc_needs_failback: false,
             rsc_needs_shutdown: false,
+            other_shutting_down: false,
             shutdown_in_progress: false,
             resource_shutdown_started: false,
             shutdown_requested_at: None,
@@ -634,6 +639,9 @@ impl Node {
                     return;
                 }
                 self.rsc.last_rsc_seq = seq;
+                if msg.get("info") == Some("shutdown") {
+                    self.rsc.other_shutting_down = true;
+                }
                 self.rsc.other_holds = upd(full, self.rsc.other_holds, n);
                 if let Some(st) = msg.get("isstable") {
                     if st == "1" {
@@ -694,6 +702,8 @@ impl Node {
         }
         if t == "shutdone" {
             if !from_me {
+                // (other_shutting_down ends with the takeover the shutdown
+                // notice starts right after this)
                 self.rsc.other_is_stable = true;
                 self.rsc.other_holds = 0;
             } else {
@@ -754,6 +764,7 @@ impl Node {
         }
         if self.rsc_isstable()
             && !self.rsc.shutdown_in_progress
+            && !self.rsc.other_shutting_down
             && self.rsc.state != RState::Shutdown
         {
             if i & LOCAL == 0 && o & FOREIGN == 0 {
@@ -1089,6 +1100,7 @@ impl Node {
 
     /// hb_rsc_recover_dead_resources(): a node was declared dead.
     pub(super) fn rsc_recover_dead_resources(&mut self, idx: usize) {
+        self.rsc.other_shutting_down = false;
         if self.rsc.going_standby != Standby::Not {
             self.log(
                 Level::Info,
@@ -1155,6 +1167,7 @@ impl Node {
     /// The other node restarted: its sequence numbers start again.
     pub(super) fn rsc_peer_restarted(&mut self) {
         self.rsc.last_rsc_seq = 0;
+        self.rsc.other_shutting_down = false;
     }
 
     /// HBDoMsg_T_SHUTDONE from another node.
@@ -1163,6 +1176,7 @@ impl Node {
             return;
         }
         self.mem.peers[idx].has_resources = false;
+        self.rsc.other_shutting_down = false;
         self.rsc.other_is_stable = false;
         self.rsc.other_holds = 0;
         let name = self.mem.peers[idx].name.clone();

@@ -127,6 +127,10 @@ fn graceful_stop_hands_over_at_once_and_exits() {
     assert!(start_b - t0 < secs(0.1), "{:?}", start_b - t0);
     assert!(sim.logged(B, "Received shutdown notice from 'alpha'."));
     assert!(sim.logged(A, "All HA resources relinquished."));
+    // A handover in progress is not an ownerless cluster.
+    for i in [A, B] {
+        assert!(!sim.logged(i, "No one owns"), "{}", sim.dump(i));
+    }
 }
 
 #[test]
