@@ -900,8 +900,14 @@ pub fn stop_running(opts: &Options) -> i32 {
             exit::GENERIC
         };
     }
-    while state::running_pid(&opts.pidfile()) == Some(pid) {
-        std::thread::sleep(Duration::from_millis(100));
+    // Wait for the process itself, whatever happens to its pid file.
+    while state::pid_alive(pid) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Gone: a pid file still naming it is stale (it could not remove it).
+    let pidfile = opts.pidfile();
+    if std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim() == pid.to_string()) {
+        let _ = std::fs::remove_file(&pidfile);
     }
     exit::OK
 }

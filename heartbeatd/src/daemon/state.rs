@@ -123,13 +123,19 @@ pub fn seed() -> u64 {
 /// The pid in the pid file, if that process is alive.
 pub fn running_pid(pidfile: &Path) -> Option<i32> {
     let pid: i32 = fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
-    if pid <= 0 {
-        return None;
-    }
-    // Alive and not a zombie.
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit(')').next()?.split_whitespace().next()?;
-    (state != "Z").then_some(pid)
+    (pid > 0 && pid_alive(pid)).then_some(pid)
+}
+
+/// Is process `pid` alive (and not a zombie)?
+pub fn pid_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
+    state.is_some_and(|s| s != "Z")
 }
 
 pub fn write_pidfile(pidfile: &Path, pid: u32) -> io::Result<()> {
