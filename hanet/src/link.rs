@@ -167,6 +167,10 @@ impl Rtnl {
             NLM_F_CREATE | NLM_F_EXCL,
         ) {
             Ok(()) => {}
+            // Loading the ipip module (autoloaded by this very request)
+            // creates its fallback device tunl0 before the kernel replays
+            // the request, which then finds the name taken: it is there.
+            Err(e) if e.errno() == Some(libc::EEXIST) => {}
             Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {
                 return Err(NetError::NotFound(format!(
                     "{what}: this kernel has no ipip tunnel support (CONFIG_NET_IPIP / module ipip)"

@@ -86,7 +86,7 @@ use std::time::{Duration, Instant};
 pub const INIT: &str = include_str!("../ipvs-vm/init");
 
 /// Bumped when the image layout changes (part of the cache key).
-const IMAGE_FORMAT: u32 = 1;
+const IMAGE_FORMAT: u32 = 2;
 
 /// Host packages the harness needs.
 pub const HOST_PACKAGES: &[&str] = &["busybox-static", "ipvsadm"];
@@ -112,6 +112,7 @@ const SHIPPED_MODULES: &[&str] = &[
     "ip_vs_pe_sip",
     "dummy",
     "nlmon",
+    "ipip",
 ];
 
 /// Why a guest run did not produce an exit status.
@@ -658,6 +659,31 @@ fn modules(c: &mut Cpio, moddir: &Path, release: &str) -> Result<(), GuestError>
         dep_out.push_str(&format!("{p}: {d}\n"));
     }
     c.file(&format!("{base}/modules.dep"), dep_out.as_bytes(), 0o644);
+    // The aliases of the shipped modules (e.g. `rtnl-link-ipip` for ipip),
+    // so the kernel's autoload finds them as on a real system: in
+    // modules.alias and, for busybox modprobe, in modprobe.d.
+    let names: BTreeSet<String> = order
+        .iter()
+        .filter_map(|p| Path::new(p).file_name())
+        .map(|n| {
+            let n = n.to_string_lossy();
+            n.split(".ko").next().unwrap_or("").replace('-', "_")
+        })
+        .collect();
+    let alias_text = fs::read_to_string(moddir.join("modules.alias")).unwrap_or_default();
+    let aliases: String = alias_text
+        .lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some("alias")
+                && w.nth(1)
+                    .is_some_and(|m| names.contains(&m.replace('-', "_")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    c.file(&format!("{base}/modules.alias"), aliases.as_bytes(), 0o644);
+    c.parents("etc/modprobe.d/ipvs-vm.conf");
+    c.file("etc/modprobe.d/ipvs-vm.conf", aliases.as_bytes(), 0o644);
     for extra in ["modules.builtin", "modules.order"] {
         if let Ok(b) = fs::read(moddir.join(extra)) {
             c.file(&format!("{base}/{extra}"), &b, 0o644);
