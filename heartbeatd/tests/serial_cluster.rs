@@ -329,12 +329,12 @@ fn what_is_not_a_serial_port_is_refused_with_the_ha_cf_line() {
     for (dev, status, want) in [
         (
             "/nonexistent/tty",
-            1,
+            6,
             "ha.cf:6: serial /nonexistent/tty: Nonexistent serial port",
         ),
         (
             plain.to_str().unwrap(),
-            1,
+            6,
             "not a char device (it is a regular file",
         ),
         (

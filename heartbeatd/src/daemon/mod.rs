@@ -124,6 +124,18 @@ pub fn load_config(opts: &Options) -> Result<(Config, String), i32> {
             p.name
         ));
     }
+    for m in &cfg.ha.media {
+        if let config::MediumKind::Serial { device, .. } = &m.kind {
+            if let Err(e) = serial::check_port_path(device) {
+                errors.push(format!(
+                    "{}:{}: serial {}: {e}",
+                    opts.confdir.join("ha.cf").display(),
+                    m.line,
+                    device.display()
+                ));
+            }
+        }
+    }
     if !errors.is_empty() {
         for e in errors {
             eprintln!("heartbeatd: {e}");

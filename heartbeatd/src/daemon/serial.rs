@@ -539,6 +539,24 @@ fn process_exists(pid: i32) -> bool {
 /// module doc), using lock files in `lock_dir`. The error says why, in
 /// 3.0.6's words where it has them (without the device name).
 pub fn open_port(device: &Path, baud: u32, lock_dir: &Path) -> Result<OwnedFd, String> {
+    check_port_path(device)?;
+    let speed = baud_rate(baud).ok_or_else(|| {
+        format!("invalid baudrate [{baud}] (heartbeat knows 9600, 19200, 38400, 57600, 115200, 230400 and 460800)")
+    })?;
+    let _lock = LineLock::take(device, lock_dir)?;
+    let fd = nix::fcntl::open(
+        device,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open the serial port: {}", strerror(e)))?;
+    open_port_rest(fd, speed)
+}
+
+/// The checks 3.0.6 makes on a `serial` line when it reads ha.cf (a
+/// failure is a configuration error there, exit 6): an absolute path to an
+/// existing character device.
+pub fn check_port_path(device: &Path) -> Result<(), String> {
     if !device.is_absolute() {
         return Err(
             "Serial port not full pathname (give the absolute path of the port, e.g. /dev/ttyS0)"
@@ -568,16 +586,11 @@ pub fn open_port(device: &Path, baud: u32, lock_dir: &Path) -> Result<OwnedFd, S
              /dev/ttyS0 or /dev/ttyUSB0)"
         ));
     }
-    let speed = baud_rate(baud).ok_or_else(|| {
-        format!("invalid baudrate [{baud}] (heartbeat knows 9600, 19200, 38400, 57600, 115200, 230400 and 460800)")
-    })?;
-    let _lock = LineLock::take(device, lock_dir)?;
-    let fd = nix::fcntl::open(
-        device,
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot open the serial port: {}", strerror(e)))?;
+    Ok(())
+}
+
+/// Port settings of a freshly opened port (the rest of [`open_port`]).
+fn open_port_rest(fd: OwnedFd, speed: BaudRate) -> Result<OwnedFd, String> {
     let mut t = termios::tcgetattr(&fd).map_err(|e| {
         format!(
             "cannot get tty attributes: {} (not a terminal; a serial port is a tty such as \
