@@ -7,20 +7,13 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::path::Path;
 
-const SCRIPT: &str = r#"#!/bin/sh
-set -u
+const SCRIPT: &str = r#"
 A=/root/agents/ipvsadm
 R=/etc/sysconfig/ipvsadm
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=ipvs OCF_RESKEY_rules=$R HA_RSCTMP=/tmp/rsc
-fail() { echo "FAIL: $*"; echo "--- ipvsadm -S -n:"; ipvsadm -S -n; exit 1; }
-expect() {
-    want=$1; shift
-    "$@" >/tmp/out 2>&1; rc=$?
-    [ "$rc" = "$want" ] || { cat /tmp/out; fail "$* exited $rc, want $want"; }
-}
+diag() { echo "--- ipvsadm -S -n:"; ipvsadm -S -n; }
 saved() { ipvsadm -S -n | sort; }
 
 # somebody else's service, and the seed service already there with one real server
@@ -73,23 +66,21 @@ echo "GUEST OK"
 #[test]
 fn seed_rules_round_trip_on_a_real_ipvs_kernel() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("payload.sh");
-    std::fs::write(&script, SCRIPT).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let rules = dir.path().join("ipvsadm");
     std::fs::write(&rules, common::SEED_RULES).unwrap();
     // what ipvsadm -S -n must print for the seed's service, from our printer
     let expected = dir.path().join("expected");
     let table = hanet::ipvs::parse_table(common::SEED_RULES).unwrap();
     std::fs::write(&expected, hanet::ipvs::save(&table)).unwrap();
-    let out = lab::ipvs_vm::Guest::new(&script)
-        .file(env!("CARGO_BIN_EXE_ipvsadm"), "/root/agents/ipvsadm")
-        .file(&rules, "/etc/sysconfig/ipvsadm")
-        .file(&expected, "/root/expected")
-        .timeout(Duration::from_secs(180))
-        .run()
-        .unwrap_or_else(|e| panic!("IPVS guest harness: {e}"));
-    println!("{}", out.output);
-    out.assert_success();
-    assert!(out.output.contains("GUEST OK"), "{}", out.output);
+    common::run_in_guest(
+        SCRIPT,
+        &[
+            (
+                Path::new(env!("CARGO_BIN_EXE_ipvsadm")),
+                "/root/agents/ipvsadm",
+            ),
+            (&rules, "/etc/sysconfig/ipvsadm"),
+            (&expected, "/root/expected"),
+        ],
+    );
 }

@@ -6,20 +6,15 @@
 //! on it as a /32 with rp_filter off and ARP hidden; start takes it off and
 //! turns forwarding on; both are idempotent; the heartbeat v1 call works.
 
-use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+mod common;
 
-const SCRIPT: &str = r#"#!/bin/sh
-set -u
+use std::path::Path;
+
+const SCRIPT: &str = r#"
 A=/root/agents/lvs
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=lvs HA_RSCTMP=/tmp/rsc
 export OCF_RESKEY_vip=192.168.136.10 OCF_RESKEY_mode=tun
-fail() { echo "FAIL: $*"; ip -o addr; exit 1; }
-expect() {
-    want=$1; shift
-    "$@" >/tmp/out 2>&1; rc=$?
-    [ "$rc" = "$want" ] || { cat /tmp/out; fail "$* exited $rc, want $want"; }
-}
+diag() { ip -o addr; }
 sc() { cat "/proc/sys/net/ipv4/$1"; }
 is() { [ "$(sc "$1")" = "$2" ] || fail "$1 is $(sc "$1"), want $2"; }
 ip link set lo up
@@ -64,16 +59,8 @@ echo "GUEST OK"
 
 #[test]
 fn tun_mode_switch_on_a_kernel_with_ipip() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("payload.sh");
-    std::fs::write(&script, SCRIPT).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = lab::ipvs_vm::Guest::new(&script)
-        .file(env!("CARGO_BIN_EXE_lvs"), "/root/agents/lvs")
-        .timeout(Duration::from_secs(180))
-        .run()
-        .unwrap_or_else(|e| panic!("IPVS guest harness: {e}"));
-    println!("{}", out.output);
-    out.assert_success();
-    assert!(out.output.contains("GUEST OK"), "{}", out.output);
+    common::run_in_guest(
+        SCRIPT,
+        &[(Path::new(env!("CARGO_BIN_EXE_lvs")), "/root/agents/lvs")],
+    );
 }

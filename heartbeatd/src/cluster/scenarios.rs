@@ -386,18 +386,25 @@ fn heavy_loss_with_false_deaths_still_converges_to_one_owner_per_group() {
     }
 }
 
+/// alpha crashed, beta took everything, alpha is back since `step` × 100 ms:
+/// the failback handshake is under way (it takes about 6 s).
+fn failback_under_way(step: u32) -> Sim {
+    let mut sim = pair(AutoFailback::On);
+    settle(&mut sim);
+    sim.power_off(A);
+    sim.run(secs(3.0));
+    sim.start(A);
+    sim.run(secs(0.1 * f64::from(step)));
+    sim
+}
+
 /// `heartbeatd -k` at any moment of the failback handshake, then the peer
 /// dies: nothing is left to wait for, so the node gives up what it holds
 /// and exits at once (not after the 30 s cap on a delayed shutdown).
 #[test]
 fn stop_during_failback_then_peer_death_still_exits_promptly() {
     for step in 0..60u32 {
-        let mut sim = pair(AutoFailback::On);
-        settle(&mut sim);
-        sim.power_off(A);
-        sim.run(secs(3.0));
-        sim.start(A);
-        sim.run(secs(0.1 * f64::from(step)));
+        let mut sim = failback_under_way(step);
         sim.command(A, Command::Shutdown);
         sim.run(secs(0.2));
         sim.power_off(B);
@@ -420,12 +427,7 @@ fn stop_during_failback_then_peer_death_still_exits_promptly() {
 #[test]
 fn owner_death_during_failback_then_stop_exits_promptly() {
     for step in 0..60u32 {
-        let mut sim = pair(AutoFailback::On);
-        settle(&mut sim);
-        sim.power_off(A);
-        sim.run(secs(3.0));
-        sim.start(A);
-        sim.run(secs(0.1 * f64::from(step)));
+        let mut sim = failback_under_way(step);
         sim.power_off(A);
         sim.run(secs(3.0));
         let at = 0.1 * f64::from(step);
@@ -453,12 +455,7 @@ fn owner_death_during_failback_then_stop_exits_promptly() {
 #[test]
 fn stop_of_the_giver_during_failback_hands_everything_over() {
     for step in 0..60u32 {
-        let mut sim = pair(AutoFailback::On);
-        settle(&mut sim);
-        sim.power_off(A);
-        sim.run(secs(3.0));
-        sim.start(A);
-        sim.run(secs(0.1 * f64::from(step)));
+        let mut sim = failback_under_way(step);
         sim.command(B, Command::Shutdown);
         sim.run(secs(8.0));
         let at = 0.1 * f64::from(step);
@@ -485,12 +482,7 @@ fn stop_of_the_giver_during_failback_hands_everything_over() {
 fn stop_of_the_giver_then_death_of_the_owner_exits_promptly() {
     for step in 0..60u32 {
         for gap in [0.05, 0.2, 0.5] {
-            let mut sim = pair(AutoFailback::On);
-            settle(&mut sim);
-            sim.power_off(A);
-            sim.run(secs(3.0));
-            sim.start(A);
-            sim.run(secs(0.1 * f64::from(step)));
+            let mut sim = failback_under_way(step);
             sim.command(B, Command::Shutdown);
             sim.run(secs(gap));
             sim.power_off(A);

@@ -311,3 +311,37 @@ esac
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
 }
+
+/// Shell helpers every guest payload starts with: `fail MSG` (prints MSG and
+/// the payload's own `diag` output, exits 1) and `expect RC CMD...` (runs CMD,
+/// fails unless it exits RC).
+const GUEST_SH: &str = r#"#!/bin/sh
+set -u
+fail() { echo "FAIL: $*"; diag; exit 1; }
+expect() {
+    want=$1; shift
+    "$@" >/tmp/out 2>&1; rc=$?
+    [ "$rc" = "$want" ] || { cat /tmp/out; fail "$* exited $rc, want $want"; }
+}
+"#;
+
+/// Runs `body` (a shell script defining `diag` and ending with
+/// `echo "GUEST OK"`) in the real-IPVS guest with `files` (host path, guest
+/// path) copied in; panics unless it succeeded. Returns its output.
+pub fn run_in_guest(body: &str, files: &[(&Path, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("payload.sh");
+    std::fs::write(&script, format!("{GUEST_SH}{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut guest = lab::ipvs_vm::Guest::new(&script).timeout(Duration::from_secs(180));
+    for (host, path) in files {
+        guest = guest.file(*host, *path);
+    }
+    let out = guest
+        .run()
+        .unwrap_or_else(|e| panic!("IPVS guest harness: {e}"));
+    println!("{}", out.output);
+    out.assert_success();
+    assert!(out.output.contains("GUEST OK"), "{}", out.output);
+    out.output
+}
