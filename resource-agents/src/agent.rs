@@ -231,6 +231,15 @@ pub trait Agent {
 
     fn start(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), AgentError>;
     fn stop(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), AgentError>;
+
+    /// `stop` when the parameters no longer validate (a rules file broken
+    /// while the resource runs, an interface gone): an agent that can
+    /// release what it holds from its own record does it here, so a broken
+    /// configuration never blocks a stop (and so a failover). `None`: the
+    /// validation error stands.
+    fn stop_unvalidated(&self, _params: &Params, _ctx: &Ctx) -> Option<Result<(), AgentError>> {
+        None
+    }
     fn monitor(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<State, AgentError>;
 
     /// Re-reads the configuration without a restart. `None` = not supported.
@@ -379,6 +388,26 @@ pub fn run_action<A: Agent>(agent: &A, v1_args: &[String], ctx: &Ctx) -> u8 {
     let cfg = match prepared {
         Ok(c) => c,
         Err(e) => {
+            if ctx.action == Action::Stop && (!agent.needs_root() || is_root()) {
+                if let Some(r) = agent.stop_unvalidated(&params, ctx) {
+                    ctx.log.warn(&format!(
+                        "{}; stopping from the agent's own record",
+                        e.reason
+                    ));
+                    return r.map(|_| 0).unwrap_or_else(fail);
+                }
+            }
+            // An OCF probe on a node that lacks what the resource needs (its
+            // interface, binary or file) finds it not running here, as
+            // ocf_is_probe agents answer: a probe's error would be fatal.
+            if ctx.probe
+                && ctx.mode == Mode::Ocf
+                && matches!(e.rc, Rc::ErrInstalled | Rc::ErrConfigured)
+            {
+                ctx.log
+                    .info(&format!("probe: not running here ({})", e.reason));
+                return Rc::NotRunning as u8;
+            }
             if ctx.action == Action::Status && ctx.mode != Mode::Ocf {
                 println!("stopped (configuration error)");
             }

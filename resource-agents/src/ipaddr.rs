@@ -290,6 +290,30 @@ fn arp_pid_name(ip: IpAddr) -> String {
     format!("IPaddr-arp-{ip}")
 }
 
+/// Removes the address `start` recorded adding (if it is still there) and
+/// the record.
+fn release(
+    rt: &mut Rtnl,
+    ip: IpAddr,
+    (nic, prefix): (String, u8),
+    ctx: &Ctx,
+) -> Result<(), AgentError> {
+    if let Some(link) = rt.link_by_name(&nic)? {
+        let here = rt
+            .addresses(Some(link.index))?
+            .into_iter()
+            .any(|a| a.addr == ip && a.prefix == prefix);
+        if here {
+            ctx.log.info(&format!("Removing {ip}/{prefix} from {nic}"));
+            match rt.del_address(link.index, ip, prefix) {
+                Err(e) if e.errno() != Some(libc::EADDRNOTAVAIL) => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    state::remove(&state_name(ip))
+}
+
 /// What `start` recorded: the interface name and prefix it added.
 fn owned(ip: IpAddr) -> Result<Option<(String, u8)>, AgentError> {
     let Some(text) = state::read(&state_name(ip))? else {
@@ -627,25 +651,7 @@ impl Agent for IpAddrAgent {
         self.stop_announcer(cfg.ip, ctx)?;
         let mut rt = Rtnl::open()?;
         match owned(cfg.ip)? {
-            Some((nic, prefix)) => {
-                if let Some(link) = rt.link_by_name(&nic)? {
-                    let here = rt
-                        .addresses(Some(link.index))?
-                        .into_iter()
-                        .any(|a| a.addr == cfg.ip && a.prefix == prefix);
-                    if here {
-                        ctx.log
-                            .info(&format!("Removing {}/{prefix} from {nic}", cfg.ip));
-                        match rt.del_address(link.index, cfg.ip, prefix) {
-                            Err(e) if e.errno() != Some(libc::EADDRNOTAVAIL) => {
-                                return Err(e.into())
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                state::remove(&state_name(cfg.ip))
-            }
+            Some(rec) => release(&mut rt, cfg.ip, rec, ctx),
             None => {
                 if let Some((index, nic)) = cfg.expected_index(&mut rt)? {
                     let here = rt
@@ -662,6 +668,18 @@ impl Agent for IpAddrAgent {
                 Ok(())
             }
         }
+    }
+
+    fn stop_unvalidated(&self, params: &Params, ctx: &Ctx) -> Option<Result<(), AgentError>> {
+        // the address alone names the record (e.g. the nic is gone)
+        let ip = parse_ip(params.get("ip")?).ok()?;
+        Some((|| {
+            self.stop_announcer(ip, ctx)?;
+            match owned(ip)? {
+                Some(rec) => release(&mut Rtnl::open()?, ip, rec, ctx),
+                None => Ok(()),
+            }
+        })())
     }
 
     fn monitor(&self, cfg: &Config, _ctx: &Ctx) -> Result<State, AgentError> {

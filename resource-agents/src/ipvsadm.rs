@@ -108,6 +108,37 @@ fn services_in(t: &Table) -> BTreeSet<ServiceKey> {
     t.keys().copied().collect()
 }
 
+/// Undoes what `start` recorded adding for `rules` (what is still there)
+/// and removes the record.
+fn unload(rules: &std::path::Path, ctx: &Ctx) -> Result<(), AgentError> {
+    let Some(added) = read_added(rules)? else {
+        ctx.log.debug("nothing loaded by this agent");
+        return Ok(());
+    };
+    let mut be = backend()?;
+    let current = be.table().map_err(ipvs_err)?;
+    let mut undo = Vec::new();
+    for op in &added {
+        match op {
+            Op::AddService(s) if current.get(&s.key).is_some() => undo.push(Op::DelService(s.key)),
+            Op::AddDest(k, d) if current.dest(k, &d.key()).is_some() => {
+                let owned_service = added
+                    .iter()
+                    .any(|o| matches!(o, Op::AddService(s) if s.key == *k));
+                if !owned_service {
+                    undo.push(Op::DelDest(*k, d.key()));
+                }
+            }
+            _ => {}
+        }
+    }
+    for op in &undo {
+        ctx.log.info(&format!("ipvsadm {op}"));
+    }
+    be.apply(&undo).map_err(ipvs_err)?;
+    state::remove(&state_name(rules))
+}
+
 impl IpvsadmAgent {
     /// Loads `cfg.table`, merging what it adds into the recorded set.
     fn load(&self, cfg: &Config, ctx: &Ctx, reload_from: Option<&Table>) -> Result<(), AgentError> {
@@ -179,38 +210,37 @@ impl Agent for IpvsadmAgent {
     }
 
     fn start(&self, cfg: &Config, ctx: &Ctx) -> Result<(), AgentError> {
+        // Started already (heartbeatd re-runs start on the groups it keeps
+        // after a split brain): leave the table alone, or the real servers
+        // ldirectord has taken out or quiesced since would come back.
+        // `reload` applies a changed file.
+        if read_added(&cfg.rules)?.is_some() {
+            let level0 = Ctx {
+                check_level: 0,
+                ..ctx.clone()
+            };
+            let st = self.monitor(cfg, &level0)?;
+            if st.running {
+                ctx.log.info(&format!(
+                    "{} is loaded already ({}): table left as it is",
+                    cfg.rules.display(),
+                    st.detail
+                ));
+                return Ok(());
+            }
+        }
         self.load(cfg, ctx, None)
     }
 
     fn stop(&self, cfg: &Config, ctx: &Ctx) -> Result<(), AgentError> {
-        let Some(added) = read_added(&cfg.rules)? else {
-            ctx.log.debug("nothing loaded by this agent");
-            return Ok(());
-        };
-        let mut be = backend()?;
-        let current = be.table().map_err(ipvs_err)?;
-        let mut undo = Vec::new();
-        for op in &added {
-            match op {
-                Op::AddService(s) if current.get(&s.key).is_some() => {
-                    undo.push(Op::DelService(s.key))
-                }
-                Op::AddDest(k, d) if current.dest(k, &d.key()).is_some() => {
-                    let owned_service = added
-                        .iter()
-                        .any(|o| matches!(o, Op::AddService(s) if s.key == *k));
-                    if !owned_service {
-                        undo.push(Op::DelDest(*k, d.key()));
-                    }
-                }
-                _ => {}
-            }
-        }
-        for op in &undo {
-            ctx.log.info(&format!("ipvsadm {op}"));
-        }
-        be.apply(&undo).map_err(ipvs_err)?;
-        state::remove(&state_name(&cfg.rules))
+        unload(&cfg.rules, ctx)
+    }
+
+    fn stop_unvalidated(&self, params: &Params, ctx: &Ctx) -> Option<Result<(), AgentError>> {
+        // stop undoes what the state file records: the rules file (broken
+        // since, or gone) is not needed
+        let rules = PathBuf::from(params.get("rules").unwrap_or(DEFAULT_RULES));
+        Some(unload(&rules, ctx))
     }
 
     fn monitor(&self, cfg: &Config, ctx: &Ctx) -> Result<State, AgentError> {

@@ -139,7 +139,7 @@ fn bad_rules_files_change_nothing() {
         "-A -t 192.168.136.10:80 -s rr\n-a -t 192.168.136.10:80 -r 192.168.136.11:80 -q\n",
     )
     .unwrap();
-    for action in ["start", "stop", "monitor", "validate-all", "reload"] {
+    for action in ["start", "monitor", "validate-all", "reload"] {
         let r = w.ocf(action, &[]);
         r.rc(6);
         assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
@@ -161,6 +161,16 @@ fn bad_rules_files_change_nothing() {
     std::fs::write(&w.rules, SEED_RULES).unwrap();
     let r2 = w.ocf("monitor", &[("HANET_IPVS_BACKEND", "bogus")]);
     assert_eq!((r.rc, r2.rc), (6, 6), "{r:?} {r2:?}");
+    // stop needs only the agent's record: a file broken while the resource
+    // runs must not block the stop (and so the failover)
+    std::fs::write(&w.rules, "-A -t garbage\n").unwrap();
+    let r = w.ocf("stop", &[]);
+    r.rc(0);
+    assert!(
+        r.stderr.contains("stopping from the agent's own record"),
+        "{r:?}"
+    );
+    assert_eq!(w.saved(), "", "stop left the file's services");
     w.ocf("stop", &[]).rc(0);
 }
 
