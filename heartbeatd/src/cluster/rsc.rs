@@ -471,12 +471,17 @@ impl Node {
         if r.shutdown_in_progress && r.state == RState::Init {
             return true;
         }
+        // Waiting out RQSTDELAY for a peer's word (RscRcvd) is pointless
+        // for a shutdown when no peer is up.
+        let waiting_for_nobody =
+            r.state == RState::RscRcvd && r.shutdown_in_progress && self.alone();
         r.other_is_stable
             && !r.takeover_in_progress
             && r.going_standby == Standby::Not
             && r.standby_deadline.is_none()
             && r.running_jobs() == 0
-            && matches!(r.state, RState::Stable | RState::Shutdown | RState::Init)
+            && (matches!(r.state, RState::Stable | RState::Shutdown | RState::Init)
+                || waiting_for_nobody)
     }
 
     fn announce_takeover(&mut self, reason: &str) {
@@ -537,6 +542,11 @@ impl Node {
 
     /// comm_up_resource_action().
     pub(super) fn rsc_comm_up(&mut self) {
+        if self.rsc.resource_shutdown_started {
+            // Stopped before communication came up (holding nothing): the
+            // release is under way or done; acquire nothing now.
+            return;
+        }
         if self.s.manage_resources {
             self.rsc_comm_up_resources();
         }
@@ -1268,13 +1278,15 @@ impl Node {
             .filter(|g| self.s.groups[*g].home == name)
             .map(Op::Take)
             .collect();
-        self.add_job(JobKind::MachDown(name), ops, true);
+        // (before the job: with nothing to take it completes at once, and
+        // its mach_down message ends the takeover)
         if self.nice() {
             self.rsc.i_hold |= FOREIGN;
             self.rsc.other_holds = 0;
             self.rsc.other_is_stable = true;
             self.rsc.takeover_in_progress = true;
         }
+        self.add_job(JobKind::MachDown(name), ops, true);
         self.req_our_resources(true);
         self.mem.peers[idx].anypacketsyet = true;
     }
@@ -1408,7 +1420,17 @@ impl Node {
         if self.rsc.shutdown_requested_at.is_none() {
             self.rsc.shutdown_requested_at = Some(self.now.mono);
         }
-        if !self.mem.comm_up {
+        // Before communication is up (initdead) a node that has acquired
+        // nothing has nothing to hand over: it releases what a previous run
+        // may have left (stop is idempotent) and stops at once (3.0.6 waits
+        // for initdead, up to minutes).
+        let holds_nothing = self.rsc.running_jobs() == 0
+            && self
+                .rsc
+                .groups
+                .iter()
+                .all(|g| matches!(g, GroupState::Stopped | GroupState::Unknown));
+        if !self.mem.comm_up && !holds_nothing {
             self.log(
                 Level::Warn,
                 "Shutdown delayed until Communication is up.".to_owned(),

@@ -416,7 +416,12 @@ fn stop_during_failback_then_peer_death_still_exits_promptly() {
             sim.dump(A)
         );
         for r in [VIP, "svc", "web"] {
-            assert!(!sim.running(A, r), "{r} left running on alpha");
+            assert!(
+                !sim.running(A, r),
+                "{r} left running on alpha, shutdown {:.1} s after the restart\n{}",
+                0.1 * f64::from(step),
+                sim.dump(A)
+            );
         }
     }
 }
@@ -497,5 +502,64 @@ fn stop_of_the_giver_then_death_of_the_owner_exits_promptly() {
                 assert!(!sim.running(B, r), "{r} left running on beta");
             }
         }
+    }
+}
+
+/// A lone node (its peer never seen, declared dead at initdead) runs
+/// everything; its stop releases everything and exits at once.
+#[test]
+fn a_lone_node_stops_at_once() {
+    let mut sim = pair(AutoFailback::On);
+    sim.start(A);
+    sim.run(secs(20.0));
+    assert_eq!(sim.node(A).rsc_status(), "all", "{}", sim.dump(A));
+    sim.command(A, Command::Shutdown);
+    sim.run(secs(3.0));
+    assert!(sim.exited(A), "{}", sim.dump(A));
+    for r in [VIP, "svc", "web"] {
+        assert!(!sim.running(A, r), "{r} left running");
+    }
+}
+
+/// Stopped before initdead has passed, with the peer never heard from: no
+/// one can be in a transition we would wait for, so it stops at once.
+#[test]
+fn a_node_whose_peer_was_never_heard_stops_at_once() {
+    for before in [0.3, 1.0, 5.0, 20.0] {
+        let mut sim = pair(AutoFailback::On);
+        sim.configure(A, |s| s.initdead = secs(60.0));
+        sim.start(A);
+        sim.run(secs(before));
+        sim.command(A, Command::Shutdown);
+        sim.run(secs(3.0));
+        assert!(
+            sim.exited(A),
+            "stopped {before} s after start\n{}",
+            sim.dump(A)
+        );
+        for r in [VIP, "svc", "web"] {
+            assert!(!sim.running(A, r), "{r} left running");
+        }
+    }
+}
+
+/// The reference cluster's shape: one group, homed on the loadbalancer,
+/// whose peer is never heard. After initdead it runs the group; its stop
+/// releases it and exits at once.
+#[test]
+fn the_seed_primary_alone_stops_at_once() {
+    for af in [AutoFailback::On, AutoFailback::Off, AutoFailback::Legacy] {
+        let mut sim = Sim::new(
+            &["alpha", "beta"],
+            &[("alpha", &["IPaddr::10.0.0.1/24/hb0", "svc"])],
+            af,
+        );
+        sim.start(A);
+        sim.run(secs(10.0));
+        assert_eq!(sim.owners(VIP), vec![A], "{af:?}\n{}", sim.dump(A));
+        sim.command(A, Command::Shutdown);
+        sim.run(secs(3.0));
+        assert!(sim.exited(A), "{af:?}\n{}", sim.dump(A));
+        assert!(sim.owners(VIP).is_empty());
     }
 }
