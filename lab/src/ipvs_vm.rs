@@ -25,9 +25,10 @@
 //! The payload runs as root (PID 1's child) with `IPVS_GUEST=1` in its
 //! environment, in `/root`, with the IPVS core and the `rr`/`wlc` schedulers
 //! loaded; every other scheduler (`wrr lc lblc lblcr dh sh sed nq fo ovf mh`),
-//! the `sip` persistence engine, `ip_vs_ftp`, `dummy` and `nlmon` are shipped
-//! and load on demand (the kernel's autoload runs busybox `modprobe`). The guest
-//! has `ipvsadm` (the host's, 1.31, with its libraries), a static busybox
+//! the `sip` persistence engine, `ip_vs_ftp`, `dummy`, `nlmon`, `ipip`,
+//! `veth` and `bridge` are shipped and load on demand (the kernel's autoload
+//! runs busybox `modprobe`; network namespaces are built in). The guest has
+//! `ipvsadm` (the host's, 1.31, with its libraries), a static busybox
 //! with all its applets (`sh ip nc httpd wget modprobe ...`), glibc, and the
 //! shared libraries of the payload and of every ELF file passed with
 //! [`Guest::file`] (found with `ldd`), so host-built Rust binaries run as-is.
@@ -113,6 +114,8 @@ const SHIPPED_MODULES: &[&str] = &[
     "dummy",
     "nlmon",
     "ipip",
+    "veth",
+    "bridge",
 ];
 
 /// Why a guest run did not produce an exit status.
