@@ -190,6 +190,7 @@ const LAYOUT: &[(&str, Entry)] = &[
         Src("etc/ha.d/ldirectord.cf", 0o644),
     ),
     ("etc/sysconfig/ipvsadm", Src("etc/sysconfig/ipvsadm", 0o644)),
+    ("etc/sysconfig/lvs", Src("etc/sysconfig/lvs", 0o644)),
     ("var/lib/heartbeat", Dir),
     (
         "usr/lib/systemd/system/heartbeat.service",
@@ -238,12 +239,13 @@ const LAYOUT: &[(&str, Entry)] = &[
 ];
 
 /// The configuration files (%config(noreplace) in the RPM).
-const CONFIG: [&str; 7] = [
+const CONFIG: [&str; 8] = [
     "etc/ha.d/ha.cf",
     "etc/ha.d/haresources",
     "etc/ha.d/authkeys",
     "etc/ha.d/ldirectord.cf",
     "etc/sysconfig/ipvsadm",
+    "etc/sysconfig/lvs",
     "etc/logrotate.d/heartbeat",
     "etc/logrotate.d/ldirectord",
 ];
@@ -541,6 +543,19 @@ fn staged_samples_pass_the_daemons_checks() {
         "{}",
         text(&o)
     );
+    // the agents' samples: the lvs agent (named without arguments in
+    // haresources) and the ipvsadm agent validate with the staged files
+    for (agent, param, file) in [
+        ("lvs", "OCF_RESKEY_config", "etc/sysconfig/lvs"),
+        ("ipvsadm", "OCF_RESKEY_rules", "etc/sysconfig/ipvsadm"),
+    ] {
+        let o = run(Command::new(s.root.join("etc/ha.d/resource.d").join(agent))
+            .arg("validate-all")
+            .env("OCF_ROOT", "/usr/lib/ocf")
+            .env("OCF_RESOURCE_INSTANCE", "sample")
+            .env(param, s.root.join(file)));
+        assert_eq!(o.status.code(), Some(0), "{agent}: {}", text(&o));
+    }
     // the compatibility paths run the same daemon
     for p in [
         "usr/lib64/heartbeat/heartbeat",
