@@ -189,6 +189,7 @@ const LAYOUT: &[(&str, Entry)] = &[
         "etc/ha.d/ldirectord.cf",
         Src("etc/ha.d/ldirectord.cf", 0o644),
     ),
+    ("etc/ha.d/shellfuncs", Src("etc/ha.d/shellfuncs", 0o644)),
     ("etc/sysconfig/ipvsadm", Src("etc/sysconfig/ipvsadm", 0o644)),
     ("etc/sysconfig/lvs", Src("etc/sysconfig/lvs", 0o644)),
     ("var/lib/heartbeat", Dir),
@@ -556,6 +557,19 @@ fn staged_samples_pass_the_daemons_checks() {
             .env(param, s.root.join(file)));
         assert_eq!(o.status.code(), Some(0), "{agent}: {}", text(&o));
     }
+    // scripts written for 3.0.6 source $HA_FUNCS (set by heartbeatd)
+    let o = run(Command::new("sh")
+        .arg("-c")
+        .arg(". \"$HA_FUNCS\" && ha_parameter keepalive && ha_parameter deadtime && type ha_log >/dev/null")
+        .env("HA_DIR", &ha)
+        .env("HA_FUNCS", ha.join("shellfuncs")));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "2\n30\n",
+        "{}",
+        text(&o)
+    );
     // the compatibility paths run the same daemon
     for p in [
         "usr/lib64/heartbeat/heartbeat",
