@@ -297,7 +297,7 @@ fn usage<A: Agent>(agent: &A, to_stdout: bool) {
     let md = agent.meta();
     let v1 = agent.v1_usage();
     let text = format!(
-        "usage: {name} {{start|stop|status|monitor|restart|validate-all|meta-data|usage}}\n       {name} {v1}{sp}{{start|stop|status}}   (heartbeat v1)\n",
+        "usage: {name} {{start|stop|status|monitor|restart|try-restart|reload|force-reload|validate-all|meta-data|usage}}\n       {name} {v1}{sp}{{start|stop|status}}   (heartbeat v1)\n",
         name = md.name,
         sp = if v1.is_empty() { "" } else { " " },
     );
