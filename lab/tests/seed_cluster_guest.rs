@@ -49,7 +49,10 @@
 //! resource-agents -p ldirectord-rs --bins` into the target directory of the
 //! `lab` binary) and copied into the guest with their libraries; iproute2's
 //! `ip` (for `ip netns` and veth pairs) is copied from the host. Runs as root
-//! (CI does); about 40-60 s on the 2-core development VM.
+//! (CI does). On the 2-core development VM the guest runs 60-90 s (agents
+//! and short-lived processes are slow to start under user-mode Linux: each
+//! agent call takes about 0.3-1 s, so a move of the four-agent group takes
+//! several seconds there; the payload prints each measured time).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -114,6 +117,10 @@ table_is() {
         echo "$_tab" | grep -q -- "-> 192.168.136.$r:80 *Route" || return 1
     done
 }
+# sees NODE PEER STATE: cl_status nodestatus on NODE says STATE for PEER
+sees() { [ "$(cl "$1" nodestatus "$2")" = "$3" ]; }
+# real_server NODE: the lvs agent's stop ran there (VIP /32 on lo, LVS-DR real server)
+real_server() { ns "$1" $IP -o addr show dev lo | grep -q "inet $VIP/32"; }
 table_empty() { ! table "$1" | grep -q '^TCP\|^UDP\|^FWM'; }
 fetch() {
     printf 'GET /test.html HTTP/1.0\r\n\r\n' | ns client nc -w 2 $VIP 80 2>/dev/null | tail -n 1
@@ -237,10 +244,10 @@ hb loadbalancer --check >/tmp/check.out 2>&1 || { cat /tmp/check.out; fail "hear
 hb loadbalancer >/tmp/loadbalancer/start.out 2>&1 || { cat /tmp/loadbalancer/start.out; fail "start loadbalancer"; }
 hb backup >/tmp/backup/start.out 2>&1 || { cat /tmp/backup/start.out; fail "start backup"; }
 say "both heartbeatd started"
-wait_for "loadbalancer sees backup active" 15 sh -c "[ \"\$(HEARTBEATD_SOCKET=$(sock loadbalancer) $BIN/cl_status nodestatus backup)\" = active ]"
-wait_for "backup sees loadbalancer active" 15 sh -c "[ \"\$(HEARTBEATD_SOCKET=$(sock backup) $BIN/cl_status nodestatus loadbalancer)\" = active ]"
-wait_for "loadbalancer holds the group (VIP, table with 3 reals)" 20 holds loadbalancer "101 102 103"
-wait_for "backup settled without the group" 10 released backup
+wait_for "loadbalancer sees backup active" 20 sees loadbalancer backup active
+wait_for "backup sees loadbalancer active" 20 sees backup loadbalancer active
+wait_for "loadbalancer holds the group (VIP, table with 3 reals)" 45 holds loadbalancer "101 102 103"
+wait_for "backup settled without the group" 15 released backup
 say "1. both active; loadbalancer holds the group"
 table loadbalancer
 echo "backup: rscstatus $(cl backup rscstatus), table: $(table backup | grep -c '^TCP') services"
@@ -253,6 +260,8 @@ kill "$(cat /tmp/rs2/httpd.pid)"
 ts=$(now_ms)
 wait_for "ldirectord removes rs2 (192.168.136.102)" 15 table_is loadbalancer "101 103"
 say "3. rs2's httpd killed: out of the table after $(( $(now_ms) - ts )) ms"
+grep -q "Deleted real server: 192.168.136.102:80 ($VIP:80)" /tmp/ldirectord.log ||
+    fail "ldirectord did not log the deletion of rs2"
 for i in 1 2 3 4; do
     a=$(fetch)
     case "$a" in "Test Page rs1" | "Test Page rs3") ;; *) fail "with rs2 down, request $i got '$a'" ;; esac
@@ -261,17 +270,19 @@ start_httpd rs2
 ts=$(now_ms)
 wait_for "ldirectord puts rs2 back" 15 table_is loadbalancer "101 102 103"
 say "3. rs2's httpd restarted: back in the table after $(( $(now_ms) - ts )) ms"
+grep -q "Added real server: 192.168.136.102:80 ($VIP:80)" /tmp/ldirectord.log ||
+    fail "ldirectord did not log the return of rs2"
 
 # --- 4. power loss of loadbalancer
 ts=$(now_ms)
 kill -9 "$(cat /tmp/loadbalancer/run/heartbeat.pid)" || fail "no heartbeatd pid on loadbalancer"
 kill -9 "$(cat /tmp/loadbalancer/run/ldirectord.*.pid)" || fail "no ldirectord pid on loadbalancer"
 ns loadbalancer $IP link set eth0 down
-wait_for "backup takes over (VIP, table with 3 reals)" 20 holds backup "101 102 103"
+wait_for "backup takes over (VIP, table with 3 reals)" 30 holds backup "101 102 103"
 ts2=$(now_ms)
 wait_for "client answered via backup" 10 answers
 say "4. loadbalancer crashed: backup holds the group after $(( ts2 - ts )) ms, client answered after $(( $(now_ms) - ts )) ms"
-[ "$(cl backup nodestatus loadbalancer)" = dead ] || fail "backup does not see loadbalancer dead"
+sees backup loadbalancer dead || fail "backup does not see loadbalancer dead"
 serve_check "4. client via backup"
 
 # --- 5. loadbalancer comes back (a rebooted box: no VIP, no IPVS table, empty /run)
@@ -281,26 +292,34 @@ rm -rf /tmp/loadbalancer/run/* /tmp/loadbalancer/rsc/*
 ns loadbalancer $IP link set eth0 up
 ts=$(now_ms)
 hb loadbalancer >/tmp/loadbalancer/start.out 2>&1 || { cat /tmp/loadbalancer/start.out; fail "restart loadbalancer"; }
-wait_for "failback: loadbalancer holds the group again" 30 holds loadbalancer "101 102 103"
+wait_for "failback: loadbalancer holds the group again" 45 holds loadbalancer "101 102 103"
 ts2=$(now_ms)
-wait_for "failback: backup released (no VIP on eth0, empty table)" 10 released backup
+wait_for "failback: backup released (no VIP on eth0, empty table)" 15 released backup
 wait_for "client answered after failback" 10 answers
 say "5. loadbalancer back: group on loadbalancer after $(( ts2 - ts )) ms (from its start)"
-[ "$(cl backup nodestatus loadbalancer)" = active ] || fail "backup does not see loadbalancer active"
+sees backup loadbalancer active || fail "backup does not see loadbalancer active"
+real_server backup || fail "backup released the group but its lvs stop did not run (no VIP on lo)"
 serve_check "5. client via loadbalancer"
 
 # --- 6. graceful stop of loadbalancer
 ts=$(now_ms)
 hb loadbalancer -k >/tmp/loadbalancer/stop.out 2>&1 || { cat /tmp/loadbalancer/stop.out; fail "heartbeatd -k"; }
 say "6. heartbeatd -k returned after $(( $(now_ms) - ts )) ms"
-wait_for "handover: backup holds the group" 20 holds backup "101 102 103"
+wait_for "handover: backup holds the group" 30 holds backup "101 102 103"
 ts2=$(now_ms)
 no_vip loadbalancer || fail "loadbalancer kept the VIP after its stop"
 table_empty loadbalancer || fail "loadbalancer kept its IPVS table after its stop"
+real_server loadbalancer || fail "loadbalancer's lvs stop did not run (no VIP on lo)"
+sees backup loadbalancer dead || fail "backup does not see the stopped loadbalancer dead"
+[ -e /tmp/loadbalancer/run/heartbeat.pid ] && fail "heartbeatd -k left its pid file"
 wait_for "client answered after the handover" 10 answers
 say "6. graceful stop: backup holds the group $(( ts2 - ts )) ms after heartbeatd -k"
 serve_check "6. client via backup"
 hb backup -k >/dev/null 2>&1
+echo "--- what the nodes logged about the moves"
+for n in loadbalancer backup; do
+    grep -E 'is dead|Acquiring|acquisition completed|Releasing|shutdown|Shutdown|failback|takeover' /tmp/$n/ha-log | sed "s/^/$n: /"
+done
 say "SEED CLUSTER OK"
 "#;
 
