@@ -49,10 +49,13 @@
 //! resource-agents -p ldirectord-rs --bins` into the target directory of the
 //! `lab` binary) and copied into the guest with their libraries; iproute2's
 //! `ip` (for `ip netns` and veth pairs) is copied from the host. Runs as root
-//! (CI does). On the 2-core development VM the guest runs 60-90 s (agents
-//! and short-lived processes are slow to start under user-mode Linux: each
-//! agent call takes about 0.3-1 s, so a move of the four-agent group takes
-//! several seconds there; the payload prints each measured time).
+//! (CI does). On the 2-core development VM the guest runs 70-90 s, up to
+//! about 140 s while other builds load the host: processes are slow to
+//! start under user-mode Linux (an agent call takes about 0.3-1 s, so a move
+//! of the four-agent group, with a `status` before each `start`, takes
+//! several seconds there). The payload prints each measured time, the moves
+//! as both nodes logged them and ldirectord's log; the deadlines of its
+//! polling loops are generous, the timings are reported, not judged.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -139,12 +142,16 @@ released() {
 # several requests: answered every time, by at least two real servers
 serve_check() {
     : >/tmp/answers
+    slowest=0
     for i in 1 2 3 4 5 6; do
+        t_req=$(now_ms)
         a=$(fetch)
+        t_req=$(( $(now_ms) - t_req ))
+        [ "$t_req" -gt "$slowest" ] && slowest=$t_req
         case "$a" in "Test Page rs"[123]) echo "$a" >>/tmp/answers ;; *) fail "$1: request $i got '$a'" ;; esac
     done
     n=$(sort -u /tmp/answers | wc -l)
-    say "$1: 6 requests answered by $n real servers: $(sort /tmp/answers | uniq -c | tr -s ' \n' ' ')"
+    say "$1: 6 requests (slowest $slowest ms) answered by $n real servers: $(sort /tmp/answers | uniq -c | tr -s ' \n' ' ')"
     [ "$n" -ge 2 ] || fail "$1: only one real server answered"
 }
 
@@ -246,7 +253,7 @@ hb backup >/tmp/backup/start.out 2>&1 || { cat /tmp/backup/start.out; fail "star
 say "both heartbeatd started"
 wait_for "loadbalancer sees backup active" 20 sees loadbalancer backup active
 wait_for "backup sees loadbalancer active" 20 sees backup loadbalancer active
-wait_for "loadbalancer holds the group (VIP, table with 3 reals)" 45 holds loadbalancer "101 102 103"
+wait_for "loadbalancer holds the group (VIP, table with 3 reals)" 60 holds loadbalancer "101 102 103"
 wait_for "backup settled without the group" 15 released backup
 say "1. both active; loadbalancer holds the group"
 table loadbalancer
@@ -278,7 +285,7 @@ ts=$(now_ms)
 kill -9 "$(cat /tmp/loadbalancer/run/heartbeat.pid)" || fail "no heartbeatd pid on loadbalancer"
 kill -9 "$(cat /tmp/loadbalancer/run/ldirectord.*.pid)" || fail "no ldirectord pid on loadbalancer"
 ns loadbalancer $IP link set eth0 down
-wait_for "backup takes over (VIP, table with 3 reals)" 30 holds backup "101 102 103"
+wait_for "backup takes over (VIP, table with 3 reals)" 45 holds backup "101 102 103"
 ts2=$(now_ms)
 wait_for "client answered via backup" 10 answers
 say "4. loadbalancer crashed: backup holds the group after $(( ts2 - ts )) ms, client answered after $(( $(now_ms) - ts )) ms"
@@ -292,7 +299,7 @@ rm -rf /tmp/loadbalancer/run/* /tmp/loadbalancer/rsc/*
 ns loadbalancer $IP link set eth0 up
 ts=$(now_ms)
 hb loadbalancer >/tmp/loadbalancer/start.out 2>&1 || { cat /tmp/loadbalancer/start.out; fail "restart loadbalancer"; }
-wait_for "failback: loadbalancer holds the group again" 45 holds loadbalancer "101 102 103"
+wait_for "failback: loadbalancer holds the group again" 60 holds loadbalancer "101 102 103"
 ts2=$(now_ms)
 wait_for "failback: backup released (no VIP on eth0, empty table)" 15 released backup
 wait_for "client answered after failback" 10 answers
@@ -305,7 +312,7 @@ serve_check "5. client via loadbalancer"
 ts=$(now_ms)
 hb loadbalancer -k >/tmp/loadbalancer/stop.out 2>&1 || { cat /tmp/loadbalancer/stop.out; fail "heartbeatd -k"; }
 say "6. heartbeatd -k returned after $(( $(now_ms) - ts )) ms"
-wait_for "handover: backup holds the group" 30 holds backup "101 102 103"
+wait_for "handover: backup holds the group" 45 holds backup "101 102 103"
 ts2=$(now_ms)
 no_vip loadbalancer || fail "loadbalancer kept the VIP after its stop"
 table_empty loadbalancer || fail "loadbalancer kept its IPVS table after its stop"
@@ -320,6 +327,8 @@ echo "--- what the nodes logged about the moves"
 for n in loadbalancer backup; do
     grep -E 'is dead|Acquiring|acquisition completed|Releasing|shutdown|Shutdown|failback|takeover' /tmp/$n/ha-log | sed "s/^/$n: /"
 done
+echo "--- what ldirectord logged about real servers and its own life"
+grep -E 'real server|Starting|terminated|[Ee]rror|failed' /tmp/ldirectord.log
 say "SEED CLUSTER OK"
 "#;
 
@@ -376,7 +385,7 @@ fn seed_cluster_fails_over_and_back_with_real_ipvs() {
     let mut g = lab::ipvs_vm::Guest::new(&script)
         .file(need(Path::new("/usr/sbin/ip")), "/root/bin/ip")
         .mem_mb(512)
-        .timeout(Duration::from_secs(300));
+        .timeout(Duration::from_secs(420));
     for b in ["heartbeatd", "cl_status"] {
         g = g.file(need(&bins.join(b)), format!("/root/bin/{b}"));
     }
