@@ -19,7 +19,7 @@ pub mod servers;
 
 pub use netns::{veth, Netns};
 pub use pkg::ensure_packages;
-pub use proc::{run, run_ok, wait_until};
+pub use proc::{build_workspace_bins, run, run_ok, wait_until};
 
 /// Panics with a clear message unless the process runs as root: namespace
 /// tests need CAP_NET_ADMIN and CAP_SYS_ADMIN.

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn lab_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lab"))
@@ -28,47 +28,11 @@ fn lab_exe() -> PathBuf {
 fn build_demo_bins() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let exe = lab_exe();
-        let bindir = exe.parent().expect("lab binary has a directory");
-        let target = bindir
-            .parent()
-            .expect("lab binary lives in <target>/<profile>/");
-        let profile = bindir.file_name().unwrap().to_string_lossy().into_owned();
-        let mut c = Command::new(env!("CARGO"));
-        c.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "-p",
-                "heartbeatd",
-                "-p",
-                "resource-agents",
-                "--bins",
-            ])
-            .arg("--target-dir")
-            .arg(target);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                c.arg("--release");
-            }
-            other => {
-                c.args(["--profile", other]);
-            }
-        }
-        let t = Instant::now();
-        let out = c
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{c:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("built the demo's binaries with {c:?} in {:?}", t.elapsed());
+        let bindir = lab::build_workspace_bins(&lab_exe(), &["heartbeatd", "resource-agents"]);
         for b in ["heartbeatd", "cl_status", "IPaddr"] {
             assert!(
                 bindir.join(b).is_file(),
-                "{} missing after {c:?}",
+                "{} missing after the build",
                 bindir.join(b).display()
             );
         }

@@ -48,46 +48,12 @@ fn repo() -> PathBuf {
 fn bindir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let exe = PathBuf::from(env!("CARGO_BIN_EXE_lab"));
-        let bindir = exe
-            .parent()
-            .expect("lab binary has a directory")
-            .to_path_buf();
-        let target = bindir
-            .parent()
-            .expect("lab binary lives in <target>/<profile>/");
-        let profile = bindir.file_name().unwrap().to_string_lossy().into_owned();
-        let mut c = Command::new(env!("CARGO"));
-        c.current_dir(repo())
-            .args([
-                "build",
-                "-p",
-                "heartbeatd",
-                "-p",
-                "resource-agents",
-                "-p",
-                "ldirectord-rs",
-                "--bins",
-            ])
-            .arg("--target-dir")
-            .arg(target);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                c.arg("--release");
-            }
-            other => {
-                c.args(["--profile", other]);
-            }
-        }
-        let t = Instant::now();
-        run_ok(&mut c);
-        eprintln!(
-            "built the packaged binaries with {c:?} in {:?}",
-            t.elapsed()
+        let bindir = lab::build_workspace_bins(
+            Path::new(env!("CARGO_BIN_EXE_lab")),
+            &["heartbeatd", "resource-agents", "ldirectord-rs"],
         );
         for b in BINARIES.iter().chain(["ipvsadm-standin"].iter()) {
-            assert!(bindir.join(b).is_file(), "{b} missing after {c:?}");
+            assert!(bindir.join(b).is_file(), "{b} missing after the build");
         }
         bindir
     })
