@@ -45,9 +45,9 @@
 //!    its table empty, client answered; timed;
 //! 6. `heartbeatd -k` on loadbalancer → graceful handover to backup; timed.
 //!
-//! The binaries are built like the demo's (`cargo build -p heartbeatd -p
-//! resource-agents -p ldirectord-rs --bins` into the target directory of the
-//! `lab` binary) and copied into the guest with their libraries; iproute2's
+//! The binaries are built with `lab::build_workspace_bins` (`cargo build -p
+//! heartbeatd -p resource-agents -p ldirectord-rs --bins` into the target
+//! directory of the `lab` binary) and copied into the guest with their libraries; iproute2's
 //! `ip` (for `ip netns` and veth pairs) is copied from the host. Runs as root
 //! (CI does). On the 2-core development VM the guest runs 70-90 s, up to
 //! about 140 s while other builds load the host: processes are slow to
@@ -58,8 +58,7 @@
 //! polling loops are generous, the timings are reported, not judged.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = r#"#!/bin/sh
@@ -332,42 +331,6 @@ grep -E 'real server|Starting|terminated|[Ee]rror|failed' /tmp/ldirectord.log
 say "SEED CLUSTER OK"
 "#;
 
-/// Builds the binaries the guest runs next to the `lab` binary; returns
-/// their directory.
-fn build_bins() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_lab"));
-    let bindir = exe.parent().expect("lab binary has a directory").to_owned();
-    let target = bindir
-        .parent()
-        .expect("lab binary lives in <target>/<profile>/");
-    let profile = bindir.file_name().unwrap().to_string_lossy().into_owned();
-    let mut c = Command::new(env!("CARGO"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "heartbeatd", "-p", "resource-agents"])
-        .args(["-p", "ldirectord-rs", "--bins", "--target-dir"])
-        .arg(target);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            c.arg("--release");
-        }
-        other => {
-            c.args(["--profile", other]);
-        }
-    }
-    let t = Instant::now();
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{c:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("built the guest's binaries with {c:?} in {:?}", t.elapsed());
-    bindir
-}
-
 fn need(p: &Path) -> &Path {
     assert!(p.is_file(), "{} missing", p.display());
     p
@@ -377,7 +340,10 @@ fn need(p: &Path) -> &Path {
 fn seed_cluster_fails_over_and_back_with_real_ipvs() {
     lab::require_root("the IPVS guest");
     lab::ensure_packages(&["iproute2"]);
-    let bins = build_bins();
+    let bins = lab::build_workspace_bins(
+        Path::new(env!("CARGO_BIN_EXE_lab")),
+        &["heartbeatd", "resource-agents", "ldirectord-rs"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("payload.sh");
     std::fs::write(&script, SCRIPT).unwrap();
