@@ -591,6 +591,14 @@ fn add_file(c: &mut Cpio, host: &Path, seen: &mut BTreeSet<String>) -> Result<()
     Ok(())
 }
 
+/// A module's name as modprobe compares them: the file name without
+/// `.ko[.xz]`, `-` read as `_` (`kernel/net/ipv4/ip_tunnel.ko` →
+/// `ip_tunnel`; also for a bare name such as `ip-vs`).
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.split(".ko").next().unwrap_or("").replace('-', "_")
+}
+
 fn modules(c: &mut Cpio, moddir: &Path, release: &str) -> Result<(), GuestError> {
     let dep_text = fs::read_to_string(moddir.join("modules.dep"))
         .map_err(|e| berr(format!("modules.dep: {e}")))?;
@@ -600,16 +608,7 @@ fn modules(c: &mut Cpio, moddir: &Path, release: &str) -> Result<(), GuestError>
         let Some((path, rest)) = line.split_once(':') else {
             continue;
         };
-        let name = Path::new(path)
-            .file_name()
-            .map(|n| {
-                n.to_string_lossy()
-                    .split(".ko")
-                    .next()
-                    .unwrap_or("")
-                    .replace('-', "_")
-            })
-            .unwrap_or_default();
+        let name = module_name(path);
         deps.insert(
             name,
             (
@@ -665,22 +664,13 @@ fn modules(c: &mut Cpio, moddir: &Path, release: &str) -> Result<(), GuestError>
     // The aliases of the shipped modules (e.g. `rtnl-link-ipip` for ipip),
     // so the kernel's autoload finds them as on a real system: in
     // modules.alias and, for busybox modprobe, in modprobe.d.
-    let names: BTreeSet<String> = order
-        .iter()
-        .filter_map(|p| Path::new(p).file_name())
-        .map(|n| {
-            let n = n.to_string_lossy();
-            n.split(".ko").next().unwrap_or("").replace('-', "_")
-        })
-        .collect();
+    let names: BTreeSet<String> = order.iter().map(|p| module_name(p)).collect();
     let alias_text = fs::read_to_string(moddir.join("modules.alias")).unwrap_or_default();
     let aliases: String = alias_text
         .lines()
         .filter(|l| {
             let mut w = l.split_whitespace();
-            w.next() == Some("alias")
-                && w.nth(1)
-                    .is_some_and(|m| names.contains(&m.replace('-', "_")))
+            w.next() == Some("alias") && w.nth(1).is_some_and(|m| names.contains(&module_name(m)))
         })
         .map(|l| format!("{l}\n"))
         .collect();
