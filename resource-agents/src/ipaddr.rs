@@ -477,6 +477,16 @@ impl IpAddrAgent {
         }
     }
 
+    /// Ends `ip`'s ARP announcer and removes the address `start` recorded
+    /// adding, with the record. `false`: there was no record.
+    fn release_recorded(&self, ip: IpAddr, ctx: &Ctx) -> Result<bool, AgentError> {
+        self.stop_announcer(ip, ctx)?;
+        match owned(ip)? {
+            Some(rec) => release(&mut Rtnl::open()?, ip, rec, ctx).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     fn stop_announcer(&self, ip: IpAddr, ctx: &Ctx) -> Result<(), AgentError> {
         let pidfile = state::path(&arp_pid_name(ip));
         if let Some(pid) = state::live_pid(&pidfile) {
@@ -648,38 +658,29 @@ impl Agent for IpAddrAgent {
     }
 
     fn stop(&self, cfg: &Config, ctx: &Ctx) -> Result<(), AgentError> {
-        self.stop_announcer(cfg.ip, ctx)?;
+        if self.release_recorded(cfg.ip, ctx)? {
+            return Ok(());
+        }
         let mut rt = Rtnl::open()?;
-        match owned(cfg.ip)? {
-            Some(rec) => release(&mut rt, cfg.ip, rec, ctx),
-            None => {
-                if let Some((index, nic)) = cfg.expected_index(&mut rt)? {
-                    let here = rt
-                        .addresses(Some(index))?
-                        .into_iter()
-                        .any(|a| a.addr == cfg.ip);
-                    if here {
-                        ctx.log.warn(&format!(
-                            "{} on {nic} was not added by this agent: leaving it in place",
-                            cfg.ip
-                        ));
-                    }
-                }
-                Ok(())
+        if let Some((index, nic)) = cfg.expected_index(&mut rt)? {
+            let here = rt
+                .addresses(Some(index))?
+                .into_iter()
+                .any(|a| a.addr == cfg.ip);
+            if here {
+                ctx.log.warn(&format!(
+                    "{} on {nic} was not added by this agent: leaving it in place",
+                    cfg.ip
+                ));
             }
         }
+        Ok(())
     }
 
     fn stop_unvalidated(&self, params: &Params, ctx: &Ctx) -> Option<Result<(), AgentError>> {
         // the address alone names the record (e.g. the nic is gone)
         let ip = parse_ip(params.get("ip")?).ok()?;
-        Some((|| {
-            self.stop_announcer(ip, ctx)?;
-            match owned(ip)? {
-                Some(rec) => release(&mut Rtnl::open()?, ip, rec, ctx),
-                None => Ok(()),
-            }
-        })())
+        Some(self.release_recorded(ip, ctx).map(|_| ()))
     }
 
     fn monitor(&self, cfg: &Config, _ctx: &Ctx) -> Result<State, AgentError> {
