@@ -17,13 +17,14 @@ pub fn bin() -> PathBuf {
 
 /// The resource agent of the tests: `logres DIR start|stop|status`. Its
 /// state is the file DIR/$HA_CURHOST.running; every start and stop is
-/// appended to DIR/events with a timestamp and the node name.
+/// appended to DIR/events with a timestamp and the node name, before the
+/// state file changes: whoever sees the state change also finds the event.
 pub const LOGRES: &str = r#"#!/bin/sh
 dir=$1; node=${HA_CURHOST:-$(uname -n)}
 f=$dir/$node.running
 case $2 in
-start) touch "$f"; echo "$(date +%s.%N) $node start" >> "$dir/events";;
-stop)  if [ -e "$f" ]; then rm -f "$f"; echo "$(date +%s.%N) $node stop" >> "$dir/events"; fi;;
+start) echo "$(date +%s.%N) $node start" >> "$dir/events"; touch "$f";;
+stop)  if [ -e "$f" ]; then echo "$(date +%s.%N) $node stop" >> "$dir/events"; rm -f "$f"; fi;;
 status) if [ -e "$f" ]; then echo running; else echo stopped; fi;;
 *) exit 1;;
 esac
