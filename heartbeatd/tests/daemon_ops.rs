@@ -35,6 +35,40 @@ fn log_of(st: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// `heartbeatd` without `-f`, in alpha's namespace, as an init script runs it.
+fn daemon_start(w: &World, conf: &Path, st: &Path) -> Command {
+    let mut c = w.a.cmd(bin().to_str().unwrap());
+    c.arg("-c")
+        .arg(conf)
+        .arg("--state-dir")
+        .arg(st.join("state"))
+        .arg("--run-dir")
+        .arg(st.join("run"));
+    c
+}
+
+#[test]
+fn an_error_after_the_fork_reaches_the_starting_command() {
+    let w = World::new();
+    let (conf, st) = single_node(&w, "");
+    // The pid file cannot be written: its path is a directory.
+    std::fs::create_dir_all(st.join("run/heartbeat.pid")).unwrap();
+    let out = daemon_start(&w, &conf, &st).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "heartbeatd: {}: cannot write the pid file: ",
+            st.join("run/heartbeat.pid").display()
+        )),
+        "{err}"
+    );
+    // Nothing left running: the control socket is gone, -s says stopped.
+    assert!(!st.join("run/heartbeat/heartbeatd.sock").exists());
+    let out = hb(&conf, &st, &["-s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
 #[test]
 fn daemon_mode_status_and_stop() {
     let w = World::new();
@@ -45,23 +79,14 @@ fn daemon_mode_status_and_stop() {
         std::fs::read_to_string(conf.join("ha.cf")).unwrap() + &extra,
     )
     .unwrap();
-    // Started like an init script does: returns at once, daemon detached.
-    let mut start = w.a.cmd(bin().to_str().unwrap());
-    start
-        .arg("-c")
-        .arg(&conf)
-        .arg("--state-dir")
-        .arg(st.join("state"))
-        .arg("--run-dir")
-        .arg(st.join("run"));
-    let out = start.output().unwrap();
+    // Started like an init script does: returns once the daemon, detached,
+    // has written its pid file.
+    let out = daemon_start(&w, &conf, &st).output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    let pid: i32 = lab::wait_until(Duration::from_secs(5), || {
-        std::fs::read_to_string(st.join("run/heartbeat.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    })
-    .expect("pid file written");
+    let pid: i32 = std::fs::read_to_string(st.join("run/heartbeat.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("pid file written before the command returns");
     let out = hb(&conf, &st, &["-s"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -72,16 +97,7 @@ fn daemon_mode_status_and_stop() {
         "{text}"
     );
     // A second start is a no-op with status 0, like 3.0.6.
-    let out =
-        w.a.cmd(bin().to_str().unwrap())
-            .arg("-c")
-            .arg(&conf)
-            .arg("--state-dir")
-            .arg(st.join("state"))
-            .arg("--run-dir")
-            .arg(st.join("run"))
-            .output()
-            .unwrap();
+    let out = daemon_start(&w, &conf, &st).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
     // -k stops it and waits.

@@ -216,25 +216,29 @@ pub fn run(opts: Options) -> i32 {
             return exit::GENERIC;
         }
     }
-    if !opts.foreground {
-        if let Err(e) = sys::daemonize() {
-            eprintln!("heartbeatd: cannot daemonize: {e}");
-            return exit::GENERIC;
+    let mut startup = if opts.foreground {
+        sys::Startup::foreground()
+    } else {
+        match sys::daemonize() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("heartbeatd: cannot daemonize: {e}");
+                return exit::GENERIC;
+            }
         }
-    }
-    let code = Daemon::new(opts.clone(), cfg, me, open, listener).map(|mut d| d.run());
+    };
+    let code = Daemon::new(opts.clone(), cfg, me, open, listener).map(|mut d| {
+        startup.ready();
+        d.run()
+    });
     let _ = std::fs::remove_file(control::socket_path(&opts.run_dir));
-    match code {
-        Ok(c) => {
-            let _ = std::fs::remove_file(&pidfile);
-            c
-        }
-        Err(e) => {
-            eprintln!("heartbeatd: {e}");
-            let _ = std::fs::remove_file(&pidfile);
-            exit::GENERIC
-        }
-    }
+    let _ = std::fs::remove_file(&pidfile);
+    code.unwrap_or_else(|e| {
+        let msg = format!("heartbeatd: {e}");
+        eprintln!("{msg}");
+        startup.failed(exit::GENERIC, &msg);
+        exit::GENERIC
+    })
 }
 
 struct Daemon {
@@ -260,6 +264,11 @@ struct Daemon {
     comm_up_seen: bool,
 }
 
+/// An IO error naming the file and what was being done.
+fn in_file(what: &str, path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {what}: {e}", path.display()))
+}
+
 impl Daemon {
     fn new(
         opts: Options,
@@ -269,7 +278,9 @@ impl Daemon {
         listener: std::os::unix::net::UnixListener,
     ) -> std::io::Result<Daemon> {
         let pid = std::process::id();
-        state::write_pidfile(&opts.pidfile(), pid)?;
+        let pidfile = opts.pidfile();
+        state::write_pidfile(&pidfile, pid)
+            .map_err(|e| in_file("cannot write the pid file", &pidfile, e))?;
         let mut log = log::Logger::new(&me);
         log.debug = opts.debug;
         log.configure(&cfg.ha);
@@ -279,11 +290,19 @@ impl Daemon {
         for n in &cfg.ha.notices {
             log.log(Level::Info, &n.to_string());
         }
-        let (generation, gen_note) = state::next_generation(&opts.state_dir, cfg.ha.hbgenmethod)?;
+        let (generation, gen_note) = state::next_generation(&opts.state_dir, cfg.ha.hbgenmethod)
+            .map_err(|e| {
+                in_file(
+                    "cannot keep the generation (hb_generation)",
+                    &opts.state_dir,
+                    e,
+                )
+            })?;
         if let Some(n) = gen_note {
             log.log(Level::Warn, &n);
         }
-        let (uuid, uuid_note) = state::uuid(&opts.state_dir, cfg.ha.uuidfrom, &me)?;
+        let (uuid, uuid_note) = state::uuid(&opts.state_dir, cfg.ha.uuidfrom, &me)
+            .map_err(|e| in_file("cannot keep the node uuid (hb_uuid)", &opts.state_dir, e))?;
         if let Some(n) = uuid_note {
             log.log(Level::Info, &n);
         }

@@ -14,14 +14,73 @@ use crate::cluster::Level;
 use crate::control;
 use crate::daemon::log::Logger;
 
+/// The daemon's end of the start-up pipe. The command that was run waits on
+/// it and exits with the daemon's verdict, so an init script or systemd
+/// (`Type=forking`) learns of errors met after the fork (the pid file, the
+/// state directory), and finds the pid file written when the command
+/// returns. In the foreground there is nobody to tell.
+pub struct Startup(Option<File>);
+
+impl Startup {
+    pub fn foreground() -> Startup {
+        Startup(None)
+    }
+
+    /// The daemon is up: the command exits 0.
+    pub fn ready(&mut self) {
+        if let Some(mut f) = self.0.take() {
+            let _ = f.write_all(b"ok\n");
+        }
+    }
+
+    /// Start-up failed: the command prints `msg` on its stderr and exits
+    /// with `code`. (The daemon's own stderr is /dev/null by now.)
+    pub fn failed(&mut self, code: i32, msg: &str) {
+        if let Some(mut f) = self.0.take() {
+            let _ = write!(f, "{code} {msg}");
+        }
+    }
+}
+
+/// What the waiting command makes of what the daemon wrote before closing
+/// its end: (exit status, message for stderr).
+fn startup_verdict(said: &str) -> (i32, Option<&str>) {
+    if said == "ok\n" {
+        return (0, None);
+    }
+    match said.split_once(' ') {
+        Some((code, msg)) if code.parse::<i32>().is_ok_and(|c| c > 0) => {
+            (code.parse().unwrap_or(1), Some(msg))
+        }
+        _ => (
+            1,
+            Some("heartbeatd: the daemon exited during start-up (see its log)"),
+        ),
+    }
+}
+
 /// Fork, new session, fork again (no controlling terminal ever), stdio on
-/// /dev/null, cwd /. The parent exits 0 here; only the daemon returns.
-pub fn daemonize() -> io::Result<()> {
-    use nix::unistd::{fork, setsid, ForkResult};
+/// /dev/null, cwd /. The first process waits for the daemon's verdict on
+/// the start-up pipe and exits with it; only the daemon returns.
+pub fn daemonize() -> io::Result<Startup> {
+    use nix::fcntl::OFlag;
+    use nix::unistd::{fork, pipe2, setsid, ForkResult};
+    use std::io::Read;
+    // (close-on-exec: agents and respawned clients never hold it open)
+    let (rx, tx) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     // SAFETY: single-threaded at this point (no threads started yet).
     match unsafe { fork() }.map_err(io::Error::from)? {
-        ForkResult::Parent { .. } => std::process::exit(0),
-        ForkResult::Child => {}
+        ForkResult::Parent { .. } => {
+            drop(tx);
+            let mut said = String::new();
+            let _ = File::from(rx).read_to_string(&mut said);
+            let (code, msg) = startup_verdict(&said);
+            if let Some(m) = msg {
+                eprintln!("{m}");
+            }
+            std::process::exit(code)
+        }
+        ForkResult::Child => drop(rx),
     }
     setsid().map_err(io::Error::from)?;
     // SAFETY: as above.
@@ -40,7 +99,7 @@ pub fn daemonize() -> io::Result<()> {
     }
     // SAFETY: umask never fails.
     unsafe { libc::umask(0o022) };
-    Ok(())
+    Ok(Startup(Some(File::from(tx))))
 }
 
 /// SCHED_FIFO at `prio` (default: the middle of the range) and mlockall.
@@ -218,4 +277,24 @@ pub fn process_in_group(pid: i32, gid: u32) -> bool {
                 .map(|l| l[7..].split_whitespace().any(|g| g.parse() == Ok(gid)))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::startup_verdict;
+
+    #[test]
+    fn the_waiting_command_exits_with_the_daemons_verdict() {
+        assert_eq!(startup_verdict("ok\n"), (0, None));
+        assert_eq!(
+            startup_verdict("1 heartbeatd: /run/heartbeat.pid: cannot write"),
+            (1, Some("heartbeatd: /run/heartbeat.pid: cannot write"))
+        );
+        // The daemon died without a word (killed, or a panic).
+        let (code, msg) = startup_verdict("");
+        assert_eq!(code, 1);
+        assert!(msg.unwrap().contains("exited during start-up"));
+        assert_eq!(startup_verdict("ok").0, 1);
+        assert_eq!(startup_verdict("0 not an error").0, 1);
+    }
 }
