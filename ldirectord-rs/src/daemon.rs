@@ -533,8 +533,10 @@ fn start(
 /// and exits 0, or 1 if the daemon died first. Returns the daemon's end of
 /// the readiness pipe.
 fn daemonize() -> Result<std::fs::File, u8> {
-    use nix::unistd::{fork, pipe, setsid, ForkResult};
-    let (r, w) = pipe().map_err(|_| 1u8)?;
+    use nix::unistd::{fork, pipe2, setsid, ForkResult};
+    // (close-on-exec: the `execute` children started before the daemon is
+    // ready must not keep the pipe open if the daemon dies)
+    let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| 1u8)?;
     // SAFETY: single-threaded at this point (no threads are started before
     // daemonizing), so the child may run arbitrary code after fork.
     match unsafe { fork() } {
