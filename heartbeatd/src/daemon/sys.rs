@@ -48,11 +48,12 @@ fn startup_verdict(said: &str) -> (i32, Option<&str>) {
     if said == "ok\n" {
         return (0, None);
     }
-    match said.split_once(' ') {
-        Some((code, msg)) if code.parse::<i32>().is_ok_and(|c| c > 0) => {
-            (code.parse().unwrap_or(1), Some(msg))
-        }
-        _ => (
+    let failure = said
+        .split_once(' ')
+        .and_then(|(code, msg)| Some((code.parse::<i32>().ok().filter(|&c| c > 0)?, msg)));
+    match failure {
+        Some((code, msg)) => (code, Some(msg)),
+        None => (
             1,
             Some("heartbeatd: the daemon exited during start-up (see its log)"),
         ),
