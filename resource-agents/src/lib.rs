@@ -24,3 +24,4 @@ pub mod lvs;
 pub mod ocf;
 pub mod state;
 pub mod sysconfig;
+pub mod v1ocf;
