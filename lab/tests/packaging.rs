@@ -60,7 +60,7 @@ fn bindir() -> &'static Path {
 }
 
 /// The binaries install-tree takes from BINDIR.
-const BINARIES: [&str; 9] = [
+const BINARIES: [&str; 10] = [
     "heartbeatd",
     "cl_status",
     "hb_standby",
@@ -69,7 +69,33 @@ const BINARIES: [&str; 9] = [
     "lvs",
     "ipvsadm",
     "ldirectord-ocf",
+    "v1-ocf",
     "ldirectord",
+];
+
+/// heartbeat 3.0.6's v1 wrappers of resource-agents' OCF agents, served by
+/// `v1-ocf` (resource-agents/src/v1ocf.rs); never its `hto-mapfuncs`.
+const V1OCF_NAMES: [&str; 20] = [
+    "AudibleAlarm",
+    "Delay",
+    "Filesystem",
+    "ICP",
+    "IPaddr2",
+    "IPsrcaddr",
+    "IPv6addr",
+    "LVM",
+    "LinuxSCSI",
+    "MailTo",
+    "Raid1",
+    "SendArp",
+    "ServeRAID",
+    "WAS",
+    "WinPopup",
+    "Xinetd",
+    "apache",
+    "db2",
+    "ids",
+    "portblock",
 ];
 
 /// What one path of the tree is.
@@ -131,6 +157,87 @@ const LAYOUT: &[(&str, Entry)] = &[
     (
         "etc/ha.d/resource.d/ldirectord",
         Link("/usr/sbin/ldirectord"),
+    ),
+    ("usr/libexec/heartbeat-rs/v1-ocf", Bin("v1-ocf")),
+    (
+        "etc/ha.d/resource.d/AudibleAlarm",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/Delay",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/Filesystem",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/ICP",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/IPaddr2",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/IPsrcaddr",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/IPv6addr",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/LVM",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/LinuxSCSI",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/MailTo",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/Raid1",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/SendArp",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/ServeRAID",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/WAS",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/WinPopup",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/Xinetd",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/apache",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/db2",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/ids",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
+    ),
+    (
+        "etc/ha.d/resource.d/portblock",
+        Link("/usr/libexec/heartbeat-rs/v1-ocf"),
     ),
     (
         "usr/lib/ocf/resource.d/heartbeat-rs/IPaddr",
@@ -377,6 +484,38 @@ fn staged_tree_has_the_documented_layout() {
     for sc in &scripts {
         let m = std::fs::metadata(s.root.join("etc/ha.d/resource.d").join(sc)).unwrap();
         assert!(m.is_file() && mode(&m) & 0o111 != 0, "resource.d/{sc}");
+    }
+    // the v1 wrappers of OCF agents: every name of 3.0.6's resource.d that
+    // goes through hto-mapfuncs (but IPaddr, ours), and no hto-mapfuncs
+    let rd = s.root.join("etc/ha.d/resource.d");
+    let mut listed: Vec<String> = std::fs::read_dir(&rd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    let mut want: Vec<String> = ["IPaddr", "ipvsadm", "ldirectord", "lvs"]
+        .iter()
+        .chain(V1OCF_NAMES.iter())
+        .map(|n| n.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(listed, want);
+    // called by those names, the staged binary answers as the wrapper:
+    // no arguments is the usage, exit 1
+    for n in V1OCF_NAMES {
+        let p = rd.join(n);
+        let o = run(&mut Command::new(&p));
+        assert_eq!(o.status.code(), Some(1), "{n}: {}", text(&o));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            all.contains(&format!("{} ", p.display()))
+                && all.contains("(start|stop|status|usage|meta-data)"),
+            "{n}: {all}"
+        );
     }
 }
 
@@ -706,6 +845,8 @@ fn rpm_from_prebuilt_binaries() {
             .map(String::from)
             .into()
     );
+    // the v1 wrappers run resource-agents' OCF agents: a weak dependency
+    assert_eq!(rpm_q(&rpm, &["--recommends"]).trim(), "resource-agents");
     let provides = rpm_q(&rpm, &["--provides"]);
     assert!(
         !provides.lines().any(|l| l.starts_with("heartbeat ")),
