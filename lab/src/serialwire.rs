@@ -347,9 +347,13 @@ impl Relay {
             if ready[0] {
                 while nix::unistd::read(&self.wake, &mut buf).is_ok_and(|n| n > 0) {}
             }
+            // The mode may have changed while we slept (a heal wakes us up
+            // together with the bytes written after it): judge what was read
+            // by the mode now, not by the one polled with.
+            let mode = self.state.lock().unwrap().mode;
             let now = Instant::now();
             for (i, &d) in readable.iter().enumerate() {
-                if !ready[i + 1] {
+                if !ready[i + 1] || mode == CableMode::Block {
                     continue;
                 }
                 let n = nix::unistd::read(&self.masters[d], &mut buf).unwrap_or_default();
