@@ -29,6 +29,23 @@ fn pair(af: AutoFailback) -> Sim {
 
 const VIP: &str = "IPaddr:10.0.0.1/24/hb0";
 
+/// `node` has exited and runs none of [`pair`]'s resources; `when` says
+/// at which moment of the scenario it was stopped.
+fn assert_exited_holding_nothing(sim: &Sim, node: usize, when: &str) {
+    assert!(
+        sim.exited(node),
+        "{when}: still running\n{}",
+        sim.dump(node)
+    );
+    for r in [VIP, "svc", "web"] {
+        assert!(
+            !sim.running(node, r),
+            "{r} left running, {when}\n{}",
+            sim.dump(node)
+        );
+    }
+}
+
 fn settle(sim: &mut Sim) {
     sim.start(A);
     sim.start(B);
@@ -409,20 +426,8 @@ fn stop_during_failback_then_peer_death_still_exits_promptly() {
         sim.run(secs(0.2));
         sim.power_off(B);
         sim.run(secs(5.0));
-        assert!(
-            sim.exited(A),
-            "shutdown {:.1} s after the restart: still running\n{}",
-            0.1 * f64::from(step),
-            sim.dump(A)
-        );
-        for r in [VIP, "svc", "web"] {
-            assert!(
-                !sim.running(A, r),
-                "{r} left running on alpha, shutdown {:.1} s after the restart\n{}",
-                0.1 * f64::from(step),
-                sim.dump(A)
-            );
-        }
+        let when = format!("shutdown {:.1} s after the restart", 0.1 * f64::from(step));
+        assert_exited_holding_nothing(&sim, A, &when);
     }
 }
 
@@ -493,14 +498,8 @@ fn stop_of_the_giver_then_death_of_the_owner_exits_promptly() {
             sim.power_off(A);
             sim.run(secs(5.0));
             let at = 0.1 * f64::from(step);
-            assert!(
-                sim.exited(B),
-                "stop {at:.1} s after the restart, death {gap} s later: beta still running\n{}",
-                sim.dump(B)
-            );
-            for r in [VIP, "svc", "web"] {
-                assert!(!sim.running(B, r), "{r} left running on beta");
-            }
+            let when = format!("beta stopped {at:.1} s after the restart, death {gap} s later");
+            assert_exited_holding_nothing(&sim, B, &when);
         }
     }
 }
@@ -515,10 +514,7 @@ fn a_lone_node_stops_at_once() {
     assert_eq!(sim.node(A).rsc_status(), "all", "{}", sim.dump(A));
     sim.command(A, Command::Shutdown);
     sim.run(secs(3.0));
-    assert!(sim.exited(A), "{}", sim.dump(A));
-    for r in [VIP, "svc", "web"] {
-        assert!(!sim.running(A, r), "{r} left running");
-    }
+    assert_exited_holding_nothing(&sim, A, "lone node stopped");
 }
 
 /// Stopped before initdead has passed, with the peer never heard from: no
@@ -532,14 +528,7 @@ fn a_node_whose_peer_was_never_heard_stops_at_once() {
         sim.run(secs(before));
         sim.command(A, Command::Shutdown);
         sim.run(secs(3.0));
-        assert!(
-            sim.exited(A),
-            "stopped {before} s after start\n{}",
-            sim.dump(A)
-        );
-        for r in [VIP, "svc", "web"] {
-            assert!(!sim.running(A, r), "{r} left running");
-        }
+        assert_exited_holding_nothing(&sim, A, &format!("stopped {before} s after start"));
     }
 }
 
